@@ -1,0 +1,260 @@
+"""Does a converted model behave like the model it came from? And how fast and big is it?
+
+Three limits, because each alone can be fooled:
+
+* decision agreement (Wilson lower bound) — what the plant sees, but a model that says
+  "no failure" to every row still agrees on ~90 % of rows when failures are rare;
+* largest probability difference — catches a broken model even when decisions agree;
+* PR-AUC drop — catches lost ranking among the rare positives, the part that matters.
+
+The int8-with-normalisation-inside pitfall agrees on 91 % of decisions yet has PR-AUC 0.06;
+it fails all three here. Golden files let the edge re-check the exact model it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopfloor.evaluation.stats import Estimate, bootstrap_indices, percentile_interval, wilson_interval
+
+log = logging.getLogger(__name__)
+
+LIMIT_KEYS: tuple[str, ...] = ("min_agreement_ci_low", "max_abs_probability_diff", "max_pr_auc_drop")
+GOLDEN_NPZ = "golden.npz"
+GOLDEN_JSON = "golden.json"
+#: Default golden tolerance: one int8 output step (1/256) plus margin, so another CPU's int8
+#: kernels may round one step differently without failing, while a swapped model cannot pass.
+DEFAULT_GOLDEN_TOLERANCE = 5e-3
+
+
+def equivalence_limits(fmt: str, policy_path: Path | None = None) -> dict[str, float]:
+    """The ``equivalence.<fmt>`` limits of the release policy (packaged policy.yaml by default)."""
+    import yaml
+
+    if policy_path is None:
+        text = (resources.files("shopfloor.evaluation") / "policy.yaml").read_text()
+    else:
+        text = Path(policy_path).read_text()
+    section = (yaml.safe_load(text) or {}).get("equivalence", {})
+    if fmt not in section:
+        raise KeyError(f"policy has no equivalence limits for format {fmt!r} (has {sorted(section)})")
+    return {k: float(v) for k, v in section[fmt].items()}
+
+
+def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve), ties handled by sklearn."""
+    from sklearn.metrics import average_precision_score
+
+    if y_true.sum() == 0:
+        return float("nan")
+    return float(average_precision_score(y_true, scores))
+
+
+@dataclass
+class EquivalenceReport:
+    """Reference-vs-candidate behaviour on the same rows, with the verdict and its reasons."""
+
+    fmt: str
+    n: int
+    threshold: float
+    agreement: Estimate
+    missed_alarms: int  # reference alarms, candidate silent
+    extra_alarms: int  # candidate alarms, reference silent
+    max_abs_probability_diff: float
+    mean_abs_probability_diff: float
+    reference_pr_auc: float
+    candidate_pr_auc: float
+    pr_auc_drop: Estimate  # reference - candidate, paired bootstrap interval
+    limits: dict[str, float]
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.fmt,
+            "n": self.n,
+            "threshold": self.threshold,
+            "agreement": self.agreement.to_dict(),
+            "missed_alarms": self.missed_alarms,
+            "extra_alarms": self.extra_alarms,
+            "max_abs_probability_diff": self.max_abs_probability_diff,
+            "mean_abs_probability_diff": self.mean_abs_probability_diff,
+            "reference_pr_auc": self.reference_pr_auc,
+            "candidate_pr_auc": self.candidate_pr_auc,
+            "pr_auc_drop": self.pr_auc_drop.to_dict(),
+            "limits": dict(self.limits),
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+        }
+
+
+def check_equivalence(
+    reference_proba: np.ndarray,
+    candidate_proba: np.ndarray,
+    y_true: np.ndarray,
+    threshold: float,
+    limits: dict[str, float],
+    fmt: str,
+    *,
+    n_resamples: int = 300,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> EquivalenceReport:
+    """Judge ``candidate_proba`` against ``reference_proba`` on the same labelled rows.
+
+    Gates: Wilson lower bound of decision agreement >= ``min_agreement_ci_low``; largest
+    |difference| <= ``max_abs_probability_diff``; PR-AUC drop (point estimate) <=
+    ``max_pr_auc_drop``. The drop's paired-bootstrap interval is reported, not gated: with
+    ~60 positives in a test split its width is sampling noise of the split, not of the
+    conversion, and identical models would fail a tight limit on it.
+    """
+    missing = [k for k in LIMIT_KEYS if k not in limits]
+    if missing:
+        raise ValueError(f"equivalence limits for {fmt!r} lack {missing}")
+    ref = np.asarray(reference_proba, dtype=np.float64).reshape(-1)
+    cand = np.asarray(candidate_proba, dtype=np.float64).reshape(-1)
+    y = np.asarray(y_true).astype(int).reshape(-1)
+    if not (len(ref) == len(cand) == len(y)) or len(y) == 0:
+        raise ValueError(f"need equal, non-empty lengths; got {len(ref)}, {len(cand)}, {len(y)}")
+    reasons: list[str] = []
+    nonfinite = int((~np.isfinite(cand)).sum())
+    if nonfinite:
+        reasons.append(f"candidate: {nonfinite} non-finite probabilities")
+        cand = np.nan_to_num(cand, nan=-1.0, posinf=2.0, neginf=-1.0)
+
+    ref_alarm, cand_alarm = ref >= threshold, cand >= threshold
+    agreement = wilson_interval(int((ref_alarm == cand_alarm).sum()), len(y), confidence)
+    diff = np.abs(ref - cand)
+    ref_auc, cand_auc = pr_auc(y, ref), pr_auc(y, cand)
+    if np.isfinite(ref_auc) and n_resamples > 0:
+        idx = bootstrap_indices(y, n_resamples, seed)
+        samples = np.array([pr_auc(y[i], ref[i]) - pr_auc(y[i], cand[i]) for i in idx])
+        drop = percentile_interval(ref_auc - cand_auc, samples, confidence)
+    else:
+        drop = Estimate(ref_auc - cand_auc, float("nan"), float("nan"))
+
+    if agreement.ci_low < limits["min_agreement_ci_low"]:
+        reasons.append(f"min_agreement_ci_low: decision agreement {agreement} has lower bound "
+                       f"{agreement.ci_low:.4f} < {limits['min_agreement_ci_low']}")
+    if float(diff.max()) > limits["max_abs_probability_diff"]:
+        reasons.append(f"max_abs_probability_diff: largest |p_ref - p_cand| {diff.max():.4f} "
+                       f"> {limits['max_abs_probability_diff']}")
+    if not np.isfinite(drop.value):
+        reasons.append("max_pr_auc_drop: PR-AUC undefined (no positive rows)")
+    elif drop.value > limits["max_pr_auc_drop"]:
+        reasons.append(f"max_pr_auc_drop: PR-AUC {ref_auc:.4f} -> {cand_auc:.4f}, drop {drop} "
+                       f"> {limits['max_pr_auc_drop']}")
+    return EquivalenceReport(
+        fmt=fmt,
+        n=len(y),
+        threshold=float(threshold),
+        agreement=agreement,
+        missed_alarms=int((ref_alarm & ~cand_alarm).sum()),
+        extra_alarms=int((~ref_alarm & cand_alarm).sum()),
+        max_abs_probability_diff=float(diff.max()),
+        mean_abs_probability_diff=float(diff.mean()),
+        reference_pr_auc=ref_auc,
+        candidate_pr_auc=cand_auc,
+        pr_auc_drop=drop,
+        limits=dict(limits),
+        passed=not reasons,
+        reasons=reasons,
+    )
+
+
+def model_size_bytes(path: Path) -> int:
+    """Bytes of a model file, or of every file under a model directory (SavedModel)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def measure_latency(
+    model: Any, row: np.ndarray, n: int = 5000, warmup: int = 200
+) -> dict[str, float]:
+    """Single-row latency in µs (median, p90) of ``model.predict_one`` or of a callable.
+
+    Timed call by call (perf_counter_ns), so the median is robust to scheduler noise on a
+    shared 2-core box. Adds ``size_bytes`` when the model has it.
+    """
+    fn: Callable[[np.ndarray], Any] = model.predict_one if hasattr(model, "predict_one") else model
+    for _ in range(warmup):
+        fn(row)
+    times = np.empty(n)
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t0 = clock()
+        fn(row)
+        times[i] = clock() - t0
+    result = {
+        "median_us": float(np.median(times) / 1e3),
+        "p90_us": float(np.percentile(times, 90) / 1e3),
+        "n": float(n),
+    }
+    if hasattr(model, "size_bytes"):
+        result["size_bytes"] = float(model.size_bytes)
+    return result
+
+
+def write_golden(
+    out_dir: Path,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    tolerance: float = DEFAULT_GOLDEN_TOLERANCE,
+    name: str = "golden",
+) -> Path:
+    """Save golden inputs and the converted model's outputs beside it (``<name>.npz/.json``).
+
+    ``outputs`` must come from the converted file itself, not the Keras model: the edge
+    self-test checks that its runtime reproduces the file's behaviour, not the conversion.
+    """
+    out_dir = Path(out_dir)
+    x = np.asarray(inputs, dtype=np.float32)
+    y = np.asarray(outputs, dtype=np.float32).reshape(-1)
+    if x.ndim != 2 or len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"golden inputs [n, F] and outputs [n] must match; got {x.shape}, {y.shape}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / f"{name}.npz", inputs=x, outputs=y)
+    meta = {"n": len(y), "n_features": int(x.shape[1]), "tolerance": float(tolerance),
+            "files": {"npz": f"{name}.npz"}}
+    (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out_dir / f"{name}.json"
+
+
+def self_test(model_path: Path, golden_dir: Path, *, name: str = "golden") -> bool:
+    """Re-run the golden inputs through ``model_path``; True only if every output matches.
+
+    Checks both the batch and the single-row path. Any failure (missing golden, unloadable
+    or swapped model, drift beyond tolerance) returns False and logs why: a device that
+    cannot prove its model must not serve it.
+    """
+    try:
+        from shopfloor.conversion.runtime import LiteRTModel
+
+        meta = json.loads((Path(golden_dir) / f"{name}.json").read_text())
+        with np.load(Path(golden_dir) / meta["files"]["npz"]) as data:
+            x, expected = data["inputs"], data["outputs"].astype(np.float64)
+        model = LiteRTModel(model_path)
+        batch = model.predict_proba(x)
+        single = np.array([model.predict_one(r) for r in x[: min(len(x), 16)]])
+    except Exception as exc:  # the edge wants a verdict, not a traceback
+        log.error("self-test of %s could not run: %s: %s", model_path, type(exc).__name__, exc)
+        return False
+    tol = float(meta["tolerance"])
+    worst = max(float(np.abs(batch - expected).max()), float(np.abs(single - expected[: len(single)]).max()))
+    if not np.isfinite(worst) or worst > tol:
+        log.error("self-test of %s failed: largest output difference %.5f > tolerance %.5f",
+                  model_path, worst, tol)
+        return False
+    return True

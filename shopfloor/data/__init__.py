@@ -1,0 +1,1 @@
+"""Canonical schema, loaders, data versions and the factory simulator."""
