@@ -2,7 +2,6 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
-
 from shopfloor.components.image import IMAGE
 
 
@@ -25,9 +24,15 @@ def convert(
     from shopfloor.evaluation.policy import policy_file
 
     with policy_file(policy_yaml) as policy_path:
-        outcome = convert_step(Path(dataset.path), Path(model.path), Path(evaluation.path),
-                               Path(edge_model.path), Path(equivalence.path),
-                               data_version=data_version, policy_path=policy_path)
+        outcome = convert_step(
+            Path(dataset.path),
+            Path(model.path),
+            Path(evaluation.path),
+            Path(edge_model.path),
+            Path(equivalence.path),
+            data_version=data_version,
+            policy_path=policy_path,
+        )
     for fmt, report in outcome["equivalence"].items():
         metrics.log_metric(f"{fmt}_agreement", report["agreement"]["value"])
         metrics.log_metric(f"{fmt}_max_abs_diff", report["max_abs_probability_diff"])

@@ -2,7 +2,6 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
-
 from shopfloor.components.image import IMAGE
 
 
@@ -24,8 +23,13 @@ def evaluate(
     from shopfloor.evaluation.policy import policy_file
 
     with policy_file(policy_yaml) as policy_path:
-        outcome = evaluate_step(Path(dataset.path), Path(model.path), Path(evaluation.path),
-                                data_version=data_version, policy_path=policy_path)
+        outcome = evaluate_step(
+            Path(dataset.path),
+            Path(model.path),
+            Path(evaluation.path),
+            data_version=data_version,
+            policy_path=policy_path,
+        )
     figures = outcome["evaluation"]
     for name, estimate in figures["models"]["keras"]["overall"].items():
         for part in ("value", "ci_low", "ci_high"):

@@ -4,7 +4,6 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
-
 from shopfloor.components.image import IMAGE
 
 
@@ -15,7 +14,7 @@ def ingest(
     validation_fraction: float,
     test_fraction: float,
     dataset: Output[Dataset],
-) -> NamedTuple("IngestOutputs", [("data_version", str)]):  # type: ignore[valid-type]  # noqa: UP014
+) -> NamedTuple("IngestOutputs", [("data_version", str)]):  # type: ignore[valid-type]
     """Load ``source`` (path, s3:// URI or ``embedded:ai4i2020``); output its data version."""
     from collections import namedtuple
     from pathlib import Path
@@ -23,8 +22,11 @@ def ingest(
     from shopfloor.data.ingest import ingest as ingest_step
 
     manifest = ingest_step(
-        source, Path(dataset.path), seed=seed,
-        validation_fraction=validation_fraction, test_fraction=test_fraction,
+        source,
+        Path(dataset.path),
+        seed=seed,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
     )
     dataset.metadata["data_version"] = manifest["data_version"]
     dataset.metadata["rows"] = manifest["rows"]

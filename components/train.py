@@ -2,7 +2,6 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
-
 from shopfloor.components.image import IMAGE
 
 
@@ -14,5 +13,6 @@ def train(dataset: Input[Dataset], data_version: str, train_params: dict, model:
     from shopfloor.training.train import params_from_dict, train_step
 
     manifest = train_step(Path(dataset.path), Path(model.path), params_from_dict(train_params), data_version)
-    model.metadata.update({"data_version": data_version, "framework": "tensorflow",
-                           "parameters": manifest["parameters"]})
+    model.metadata.update(
+        {"data_version": data_version, "framework": "tensorflow", "parameters": manifest["parameters"]}
+    )

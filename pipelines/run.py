@@ -40,13 +40,16 @@ def run_local(
     Task logs are captured (``stream_logs`` prints them); ``on_step`` is told each step as it
     starts, by watching the run directory, so a CLI can show progress.
     """
-    from kfp import local
+    import warnings
 
+    from kfp import local
     from shopfloor.pipelines.training import training_pipeline
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = set(root.glob(f"{PIPELINE_NAME}-*"))
+    # kfp.local warns that our (non-"python"-named) image is not used: it is intended here.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
 
     done = threading.Event()
@@ -104,12 +107,14 @@ def submit(
 ) -> dict[str, str]:
     """Submit the same pipeline to a KFP endpoint; returns the run id and its URL."""
     import kfp
-
     from shopfloor.pipelines.training import training_pipeline
 
     client = (client_factory or kfp.Client)(host=host)
     result = client.create_run_from_pipeline_func(
-        training_pipeline, arguments=arguments, experiment_name=experiment, run_name=run_name,
+        training_pipeline,
+        arguments=arguments,
+        experiment_name=experiment,
+        run_name=run_name,
     )
     return {"run_id": result.run_id, "url": f"{host.rstrip('/')}/#/runs/details/{result.run_id}"}
 
@@ -117,7 +122,6 @@ def submit(
 def compile_pipeline(path: Path) -> Path:
     """Write the KFP IR YAML; output is deterministic for the same code and image."""
     from kfp import compiler
-
     from shopfloor.pipelines.training import training_pipeline
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ ingest -> validate -> train -> evaluate -> (only if every gate passed) convert f
 """
 
 from kfp import dsl, kubernetes
-
 from shopfloor.components import convert, evaluate, ingest, train, validate
 
 #: Kubernetes secret holding S3/MinIO credentials (AWS_* keys); optional, so embedded and
@@ -31,22 +30,33 @@ def training_pipeline(
 ) -> None:
     """``source``: path, s3:// URI or embedded:ai4i2020. ``policy_yaml``: release policy
     text (empty: the policy shipped in the image)."""
-    data = ingest(source=source, seed=seed, validation_fraction=validation_fraction,
-                  test_fraction=test_fraction)
+    data = ingest(
+        source=source, seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction
+    )
     data.set_caching_options(False)  # the same URI may hold new data
     kubernetes.use_secret_as_env(data, secret_name=S3_SECRET, secret_key_to_env=_S3_ENV, optional=True)
 
     checked = validate(dataset=data.outputs["dataset"], data_version=data.outputs["data_version"])
 
-    trained = train(dataset=data.outputs["dataset"], data_version=data.outputs["data_version"], train_params=train_params)
+    trained = train(
+        dataset=data.outputs["dataset"], data_version=data.outputs["data_version"], train_params=train_params
+    )
     trained.after(checked)
     trained.set_cpu_request("1").set_cpu_limit("2").set_memory_limit("4G")
 
-    gated = evaluate(dataset=data.outputs["dataset"], model=trained.outputs["model"],
-                     data_version=data.outputs["data_version"], policy_yaml=policy_yaml)
+    gated = evaluate(
+        dataset=data.outputs["dataset"],
+        model=trained.outputs["model"],
+        data_version=data.outputs["data_version"],
+        policy_yaml=policy_yaml,
+    )
 
     # kfp.local resolves only a task's single return value ("Output") in conditions.
     with dsl.If(gated.outputs["Output"] == True, name="gates-passed"):  # noqa: E712
-        convert(dataset=data.outputs["dataset"], model=trained.outputs["model"],
-                evaluation=gated.outputs["evaluation"], data_version=data.outputs["data_version"],
-                policy_yaml=policy_yaml)
+        convert(
+            dataset=data.outputs["dataset"],
+            model=trained.outputs["model"],
+            evaluation=gated.outputs["evaluation"],
+            data_version=data.outputs["data_version"],
+            policy_yaml=policy_yaml,
+        )

@@ -21,7 +21,7 @@ PIPELINE_PARAMETERS = ("seed", "validation_fraction", "test_fraction", "train_pa
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -37,8 +37,11 @@ def _arguments(data: str | None, params: Path | None) -> dict[str, Any]:
             raise _fail(f"--params {params} must hold a mapping of pipeline parameters", 2)
         unknown = sorted(set(loaded) - {*PIPELINE_PARAMETERS, "source", "policy"})
         if unknown:
-            raise _fail(f"unknown pipeline parameters {unknown} in {params}; known: "
-                        f"{sorted(PIPELINE_PARAMETERS)} (+ source, policy: a policy file path)", 2)
+            raise _fail(
+                f"unknown pipeline parameters {unknown} in {params}; known: "
+                f"{sorted(PIPELINE_PARAMETERS)} (+ source, policy: a policy file path)",
+                2,
+            )
         if "policy" in loaded:
             loaded["policy_yaml"] = (params.parent / loaded.pop("policy")).read_text()
         arguments.update(loaded)
@@ -77,12 +80,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 @app.command()
 def run(
-    data: Annotated[str | None, typer.Option(help="CSV/Parquet path or s3:// URI (default: embedded AI4I 2020).")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="CSV/Parquet path or s3:// URI (default: embedded AI4I 2020).")
+    ] = None,
     params: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters.")] = None,
-    host: Annotated[str | None, typer.Option(help="KFP endpoint: submit there instead of running locally.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="KFP endpoint: submit there instead of running locally.")
+    ] = None,
     experiment: Annotated[str, typer.Option(help="KFP experiment name (with --host).")] = "shopfloor",
     run_name: Annotated[str | None, typer.Option(help="KFP run name (with --host).")] = None,
-    summary: Annotated[Path | None, typer.Option(help="Write the machine-readable JSON summary here.")] = None,
+    summary: Annotated[
+        Path | None, typer.Option(help="Write the machine-readable JSON summary here.")
+    ] = None,
     output: Annotated[Path, typer.Option(help="Local pipeline root for artifacts.")] = Path("runs"),
     verbose: Annotated[bool, typer.Option(help="Stream every task's log.")] = False,
 ) -> None:
@@ -97,7 +106,9 @@ def run(
         submitted = submit(host, arguments, experiment=experiment, run_name=run_name)
         out.print(f"submitted run {submitted['run_id']}: {submitted['url']}", highlight=False)
         if summary:
-            summary.write_text(json.dumps({"submitted": submitted, "arguments": _public(arguments)}, indent=2))
+            summary.write_text(
+                json.dumps({"submitted": submitted, "arguments": _public(arguments)}, indent=2)
+            )
         return
 
     from shopfloor.data.loader import DataLoadError, load
@@ -106,15 +117,20 @@ def run(
         load(arguments["source"])
     except (DataLoadError, RuntimeError) as exc:
         if summary:
-            summary.write_text(json.dumps({"status": "failed", "reason": str(exc), "source": arguments["source"]},
-                                          indent=2))
+            summary.write_text(
+                json.dumps({"status": "failed", "reason": str(exc), "source": arguments["source"]}, indent=2)
+            )
         raise _fail(str(exc)) from exc
 
     from shopfloor.pipelines.run import run_local
 
     with console.status("starting pipeline") as status:
-        result = run_local(arguments, output, stream_logs=verbose,
-                           on_step=lambda step: status.update(f"running step [bold]{step}[/]"))
+        result = run_local(
+            arguments,
+            output,
+            stream_logs=verbose,
+            on_step=lambda step: status.update(f"running step [bold]{step}[/]"),
+        )
     if summary:
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps(result.summary, indent=2, default=str) + "\n")
@@ -131,7 +147,8 @@ def _public(arguments: dict[str, Any]) -> dict[str, Any]:
 @app.command("compile")
 def compile_(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the KFP IR YAML.")] = Path(
-        "shopfloor-training.yaml"),
+        "shopfloor-training.yaml"
+    ),
 ) -> None:
     """Compile the training pipeline to KFP IR YAML (deterministic)."""
     from shopfloor.pipelines.run import compile_pipeline
@@ -145,7 +162,9 @@ def simulate(
     machines: Annotated[int, typer.Option(help="Number of machines sharing the rows.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 0,
     scenario: Annotated[str, typer.Option(help="Drift scenario; see --list-scenarios.")] = "baseline",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV or Parquet file to write.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV or Parquet file to write.")
+    ] = None,
     list_scenarios: Annotated[bool, typer.Option(help="List scenarios and exit.")] = False,
 ) -> None:
     """Generate AI4I-like factory data, optionally with a named drift scenario."""
@@ -166,7 +185,9 @@ def simulate(
     else:
         frame.to_csv(target, index=False)
     failures = int(frame["machine_failure"].sum())
-    out.print(f"wrote {len(frame)} rows ({failures} failures, scenario {scenario}) to {target}", highlight=False)
+    out.print(
+        f"wrote {len(frame)} rows ({failures} failures, scenario {scenario}) to {target}", highlight=False
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

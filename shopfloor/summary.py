@@ -73,7 +73,9 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
         "test_rows": evaluation.get("test_rows") if evaluation else None,
         "artifacts": {
             "saved_model": str(saved_model) if saved_model.exists() else None,
-            "litert_float32": str(edge / "model_float32.tflite") if (edge / "model_float32.tflite").exists() else None,
+            "litert_float32": str(edge / "model_float32.tflite")
+            if (edge / "model_float32.tflite").exists()
+            else None,
             "litert_int8": str(edge / "model_int8.tflite") if (edge / "model_int8.tflite").exists() else None,
             "validation_report": str(paths["validation"]) if paths["validation"].exists() else None,
             "evaluation": str(paths["evaluation"]) if paths["evaluation"].exists() else None,
@@ -81,7 +83,10 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
     }
     if evaluation:
         models = evaluation["models"]
-        summary["metrics"] = {"keras": _overall(models.get("keras")), "baseline": _overall(models.get("baseline"))}
+        summary["metrics"] = {
+            "keras": _overall(models.get("keras")),
+            "baseline": _overall(models.get("baseline")),
+        }
         summary["per_product_type"] = {k: v.get("per_product_type", {}) for k, v in models.items()}
     if equivalence:
         summary["metrics"]["int8"] = _overall(equivalence["metrics"]["int8"])
@@ -107,7 +112,9 @@ def _outcome(summary: dict[str, Any], error: str | None) -> tuple[str, str]:
     if not summary["gates"]["passed"]:
         return "failed", summary["gates"]["reason"] or f"evaluation did not finish: {_first_line(error)}"
     if not summary["equivalence"]["passed"]:
-        return "failed", summary["equivalence"]["reason"] or f"conversion did not finish: {_first_line(error)}"
+        return "failed", summary["equivalence"][
+            "reason"
+        ] or f"conversion did not finish: {_first_line(error)}"
     if error:
         return "failed", _first_line(error)
     return "passed", "validation, gates and equivalence passed"
@@ -124,7 +131,9 @@ def metric_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]
         m = summary["metrics"].get(model)
         if not m:
             continue
-        cells = [f"{m[k]['value']:.3f} [{m[k]['ci_low']:.3f}, {m[k]['ci_high']:.3f}]"
-                 for k in ("pr_auc", "roc_auc", "recall_at_precision", "f1")]
+        cells = [
+            f"{m[k]['value']:.3f} [{m[k]['ci_low']:.3f}, {m[k]['ci_high']:.3f}]"
+            for k in ("pr_auc", "roc_auc", "recall_at_precision", "f1")
+        ]
         rows.append((model, *cells))
     return rows  # type: ignore[return-value]

@@ -11,7 +11,12 @@ from typing import Any
 
 from shopfloor import lineage
 from shopfloor.conversion.convert import convert
-from shopfloor.conversion.equivalence import check_equivalence, measure_latency, model_size_bytes, write_golden
+from shopfloor.conversion.equivalence import (
+    check_equivalence,
+    measure_latency,
+    model_size_bytes,
+    write_golden,
+)
 from shopfloor.conversion.runtime import LiteRTModel
 from shopfloor.data import schema
 from shopfloor.data.ingest import read_split
@@ -53,16 +58,24 @@ def convert_step(
         for fmt, path in files.items():
             runtime = LiteRTModel(path)
             probabilities[fmt] = runtime.predict_proba(x_test)
-            report = check_equivalence(reference, probabilities[fmt], y_test, threshold,
-                                       policy["equivalence"][fmt], fmt)
-            reports[fmt] = {**report.to_dict(), "size_bytes": model_size_bytes(path),
-                            "latency": measure_latency(runtime, x_test[0], n=2000)}
-        int8_metrics = metric_table(test, probabilities["int8"], threshold, policy,
-                                    int(evaluation["bootstrap"]["seed"]))
+            report = check_equivalence(
+                reference, probabilities[fmt], y_test, threshold, policy["equivalence"][fmt], fmt
+            )
+            reports[fmt] = {
+                **report.to_dict(),
+                "size_bytes": model_size_bytes(path),
+                "latency": measure_latency(runtime, x_test[0], n=2000),
+            }
+        int8_metrics = metric_table(
+            test, probabilities["int8"], threshold, policy, int(evaluation["bootstrap"]["seed"])
+        )
         failed = [f"{fmt}: {'; '.join(r['reasons'])}" for fmt, r in reports.items() if not r["passed"]]
         passed = not failed
-        reason = ("converted models are equivalent to the SavedModel" if passed
-                  else "equivalence failed: " + " | ".join(failed))
+        reason = (
+            "converted models are equivalent to the SavedModel"
+            if passed
+            else "equivalence failed: " + " | ".join(failed)
+        )
         saved_model_bytes = model_size_bytes(Path(model_dir) / SAVED_MODEL)
         result = {
             "data_version": data_version,
@@ -77,15 +90,23 @@ def convert_step(
         }
         lineage.write_json_atomic(Path(report_path), result)
         if passed:
-            for fmt, path in files.items():
-                write_golden(staging, x_test[:GOLDEN_ROWS], probabilities[fmt][:GOLDEN_ROWS], name=f"golden_{fmt}")
+            for fmt in files:
+                write_golden(
+                    staging, x_test[:GOLDEN_ROWS], probabilities[fmt][:GOLDEN_ROWS], name=f"golden_{fmt}"
+                )
             spec.save(staging / FEATURE_SPEC)
-            lineage.write_json_atomic(staging / "decision.json",
-                                      {"threshold": threshold, "target": schema.TARGET,
-                                       "inputs": list(schema.INPUT_COLUMNS)})
-            lineage.write_manifest(staging, "edge_model", data_version=data_version,
-                                   formats=sorted(files), equivalence={f: r["passed"] for f, r in reports.items()},
-                                   policy_version=policy["policy_version"])
+            lineage.write_json_atomic(
+                staging / "decision.json",
+                {"threshold": threshold, "target": schema.TARGET, "inputs": list(schema.INPUT_COLUMNS)},
+            )
+            lineage.write_manifest(
+                staging,
+                "edge_model",
+                data_version=data_version,
+                formats=sorted(files),
+                equivalence={f: r["passed"] for f, r in reports.items()},
+                policy_version=policy["policy_version"],
+            )
             out = Path(out_dir)
             if out.exists():
                 shutil.rmtree(out)

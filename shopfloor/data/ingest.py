@@ -56,9 +56,13 @@ def ingest(
             _write_parquet(part, out / f"{name}.parquet")
             sizes[name] = len(part)
     manifest = lineage.write_manifest(
-        out, "dataset", data_version=dataset.version, source=dataset.source, rows=len(dataset.frame),
-        splits=sizes, parameters={"seed": seed, "validation_fraction": validation_fraction,
-                                  "test_fraction": test_fraction},
+        out,
+        "dataset",
+        data_version=dataset.version,
+        source=dataset.source,
+        rows=len(dataset.frame),
+        splits=sizes,
+        parameters={"seed": seed, "validation_fraction": validation_fraction, "test_fraction": test_fraction},
     )
     return manifest
 

@@ -36,11 +36,16 @@ def metric_table(
 ) -> dict[str, Any]:
     """Metrics overall and per product type, each with a stratified bootstrap 95 % CI."""
     y = frame[schema.TARGET].to_numpy()
-    kw = {"threshold": threshold, "target_precision": float(policy["threshold"]["target_precision"]),
-          "confidence": float(policy["confidence"])}
+    kw = {
+        "threshold": threshold,
+        "target_precision": float(policy["threshold"]["target_precision"]),
+        "confidence": float(policy["confidence"]),
+    }
     n_boot = int(policy["bootstrap_resamples"])
     table: dict[str, Any] = {
-        "overall": _as_dict(metrics.evaluate_with_ci(y, scores, weights=metrics.bootstrap_weights(y, n_boot, seed), **kw)),
+        "overall": _as_dict(
+            metrics.evaluate_with_ci(y, scores, weights=metrics.bootstrap_weights(y, n_boot, seed), **kw)
+        ),
         "per_product_type": {},
     }
     types = frame[schema.PRODUCT_TYPE].to_numpy()
@@ -48,8 +53,11 @@ def metric_table(
         mask = types == t
         y_t = y[mask]
         if mask.sum() == 0 or y_t.sum() == 0 or y_t.sum() == len(y_t):
-            table["per_product_type"][t] = {"rows": int(mask.sum()), "failures": int(y_t.sum()),
-                                            "note": "too few classes in the test split to rank"}
+            table["per_product_type"][t] = {
+                "rows": int(mask.sum()),
+                "failures": int(y_t.sum()),
+                "note": "too few classes in the test split to rank",
+            }
             continue
         weights = metrics.bootstrap_weights(y_t, n_boot, seed)
         entry: dict[str, Any] = _as_dict(metrics.evaluate_with_ci(y_t, scores[mask], weights=weights, **kw))
@@ -69,8 +77,10 @@ def _roc_points(y: np.ndarray, scores: np.ndarray, max_points: int = 50) -> dict
 
 def _confusion(y: np.ndarray, scores: np.ndarray, threshold: float) -> list[list[int]]:
     pred = scores >= threshold
-    return [[int(((~pred) & (y == 0)).sum()), int((pred & (y == 0)).sum())],
-            [int(((~pred) & (y == 1)).sum()), int((pred & (y == 1)).sum())]]
+    return [
+        [int(((~pred) & (y == 0)).sum()), int((pred & (y == 0)).sum())],
+        [int(((~pred) & (y == 1)).sum()), int((pred & (y == 1)).sum())],
+    ]
 
 
 def evaluate_step(
@@ -92,30 +102,49 @@ def evaluate_step(
     y_val, y_test = validation[schema.TARGET].to_numpy(), test[schema.TARGET].to_numpy()
 
     gbm = load_baseline(model_dir)
-    scores = {"keras": score_saved_model(model_dir, x_test),
-              "baseline": baseline_model.predict_baseline(gbm, x_test)}
-    thresholds = {"keras": metrics.choose_threshold(y_val, score_saved_model(model_dir, x_val), target_precision),
-                  "baseline": metrics.choose_threshold(y_val, baseline_model.predict_baseline(gbm, x_val),
-                                                       target_precision)}
+    scores = {
+        "keras": score_saved_model(model_dir, x_test),
+        "baseline": baseline_model.predict_baseline(gbm, x_test),
+    }
+    thresholds = {
+        "keras": metrics.choose_threshold(y_val, score_saved_model(model_dir, x_val), target_precision),
+        "baseline": metrics.choose_threshold(
+            y_val, baseline_model.predict_baseline(gbm, x_val), target_precision
+        ),
+    }
     if champion_dir is not None:
         champ_spec = FeatureSpec.load(Path(champion_dir) / FEATURE_SPEC)
         scores["champion"] = score_saved_model(champion_dir, champ_spec.transform(test))
         thresholds["champion"] = metrics.choose_threshold(
-            y_val, score_saved_model(champion_dir, champ_spec.transform(validation)), target_precision)
+            y_val, score_saved_model(champion_dir, champ_spec.transform(validation)), target_precision
+        )
 
     tables = {name: metric_table(test, s, thresholds[name], policy, seed) for name, s in scores.items()}
     weights = metrics.bootstrap_weights(y_test, int(policy["bootstrap_resamples"]), seed)
     ni_metric = policy["non_inferiority"]["metric"]
     differences = {
         ref: metrics.paired_difference(
-            y_test, scores["keras"], scores[ref], metric=ni_metric, weights=weights,
-            threshold=thresholds["keras"], reference_threshold=thresholds[ref],
-            target_precision=target_precision, confidence=float(policy["confidence"]))
-        for ref in scores if ref != "keras"
+            y_test,
+            scores["keras"],
+            scores[ref],
+            metric=ni_metric,
+            weights=weights,
+            threshold=thresholds["keras"],
+            reference_threshold=thresholds[ref],
+            target_precision=target_precision,
+            confidence=float(policy["confidence"]),
+        )
+        for ref in scores
+        if ref != "keras"
     }
     candidate = metrics.evaluate_with_ci(
-        y_test, scores["keras"], threshold=thresholds["keras"], target_precision=target_precision,
-        weights=weights, confidence=float(policy["confidence"]))
+        y_test,
+        scores["keras"],
+        threshold=thresholds["keras"],
+        target_precision=target_precision,
+        weights=weights,
+        confidence=float(policy["confidence"]),
+    )
     verdict = apply_policy(policy, candidate, differences)
 
     out = Path(out_dir)
@@ -136,8 +165,17 @@ def evaluate_step(
     }
     lineage.write_json_atomic(out / EVALUATION, evaluation)
     lineage.write_json_atomic(out / VERDICT, {"data_version": data_version, **verdict.to_dict()})
-    lineage.write_manifest(out, "evaluation", data_version=data_version, passed=verdict.passed,
-                           policy_version=policy["policy_version"],
-                           champion=str(champion_dir) if champion_dir else None)
-    return {"passed": verdict.passed, "reason": verdict.reason(), "evaluation": evaluation,
-            "verdict": verdict.to_dict()}
+    lineage.write_manifest(
+        out,
+        "evaluation",
+        data_version=data_version,
+        passed=verdict.passed,
+        policy_version=policy["policy_version"],
+        champion=str(champion_dir) if champion_dir else None,
+    )
+    return {
+        "passed": verdict.passed,
+        "reason": verdict.reason(),
+        "evaluation": evaluation,
+        "verdict": verdict.to_dict(),
+    }

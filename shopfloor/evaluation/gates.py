@@ -79,8 +79,10 @@ def non_inferiority_gate(metric: str, reference: str, difference: Estimate, marg
         ci_high=difference.ci_high,
         limit=-margin,
         passed=passed,
-        reason=(f"{metric} vs {reference}: difference {difference} lower bound "
-                f"{difference.ci_low:.3f} {word} margin -{margin:.3f}"),
+        reason=(
+            f"{metric} vs {reference}: difference {difference} lower bound "
+            f"{difference.ci_low:.3f} {word} margin -{margin:.3f}"
+        ),
     )
 
 
@@ -93,7 +95,9 @@ def apply_policy(
     reference present in ``differences`` (baseline always; champion once one exists)."""
     verdict = Verdict(policy_version=str(policy["policy_version"]))
     for gate in policy["gates"]:
-        verdict.gates.append(threshold_gate(gate["metric"], candidate[gate["metric"]], float(gate["min_ci_low"])))
+        verdict.gates.append(
+            threshold_gate(gate["metric"], candidate[gate["metric"]], float(gate["min_ci_low"]))
+        )
     ni = policy["non_inferiority"]
     for reference in ni.get("against", ["baseline", "champion"]):
         if reference in differences:

@@ -55,9 +55,7 @@ def _curve(ranked: _Ranked, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndar
     return tp, fp
 
 
-def _metrics_from_curve(
-    tp: np.ndarray, fp: np.ndarray, target_precision: float
-) -> dict[str, np.ndarray]:
+def _metrics_from_curve(tp: np.ndarray, fp: np.ndarray, target_precision: float) -> dict[str, np.ndarray]:
     total_pos = tp[:, -1:]
     total_neg = fp[:, -1:]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -123,8 +121,9 @@ def evaluate_with_ci(
     y = np.asarray(y_true).astype(bool)
     if y.sum() == 0 or (~y).sum() == 0:
         raise ValueError("need both failures and non-failures to compute ranking metrics")
-    point = metric_samples(y, scores, np.ones((1, len(y))), threshold=threshold,
-                           target_precision=target_precision)
+    point = metric_samples(
+        y, scores, np.ones((1, len(y))), threshold=threshold, target_precision=target_precision
+    )
     boot = metric_samples(y, scores, weights, threshold=threshold, target_precision=target_precision)
     return {m: percentile_interval(float(point[m][0]), boot[m], confidence) for m in METRICS}
 

@@ -36,8 +36,10 @@ def load_policy(path: Path | str | None = None) -> dict[str, Any]:
             raise PolicyError(f"{source}: missing '{key}'")
     for gate in policy["gates"]:
         if gate.get("metric") not in METRICS or not isinstance(gate.get("min_ci_low"), int | float):
-            raise PolicyError(f"{source}: bad gate {gate!r}; metric must be one of {list(METRICS)} "
-                              "with a numeric min_ci_low")
+            raise PolicyError(
+                f"{source}: bad gate {gate!r}; metric must be one of {list(METRICS)} "
+                "with a numeric min_ci_low"
+            )
     ni = policy["non_inferiority"]
     if ni.get("metric") not in METRICS or not isinstance(ni.get("margin"), int | float):
         raise PolicyError(f"{source}: non_inferiority needs a metric from {list(METRICS)} and a margin")

@@ -40,9 +40,7 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> Es
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
 
 
-def bootstrap_indices(
-    y_true: np.ndarray, n_resamples: int, seed: int, stratified: bool = True
-) -> np.ndarray:
+def bootstrap_indices(y_true: np.ndarray, n_resamples: int, seed: int, stratified: bool = True) -> np.ndarray:
     """Resample row indices (n_resamples x n), stratified by class so every resample keeps
     its positives: with ~3 % failures an unstratified resample can hold almost none."""
     rng = np.random.default_rng(seed)

@@ -16,8 +16,12 @@ def train_baseline(x_train: np.ndarray, y_train: np.ndarray, seed: int = 42) -> 
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     model = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0,
-        early_stopping=False, random_state=seed,
+        max_iter=300,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=seed,
     )
     model.fit(x_train, y_train.astype(int))
     return model

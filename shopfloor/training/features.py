@@ -52,7 +52,7 @@ def physical_features(frame: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray
     torque = np.asarray(frame[schema.TORQUE], dtype=np.float64)
     wear = np.asarray(frame[schema.TOOL_WEAR], dtype=np.float64)
     product_type = np.asarray(frame[schema.PRODUCT_TYPE]).astype(str)
-    unknown = sorted(set(np.unique(product_type)) - set(schema.PRODUCT_TYPES))
+    unknown = sorted(str(t) for t in set(np.unique(product_type)) - set(schema.PRODUCT_TYPES))
     if unknown:
         raise ValueError(f"unknown product_type {unknown}; expected one of {list(schema.PRODUCT_TYPES)}")
     columns = [
@@ -104,6 +104,8 @@ class FeatureSpec:
     def load(cls, path: Path) -> FeatureSpec:
         data = json.loads(Path(path).read_text())
         if data.get("version") != FEATURE_SPEC_VERSION:
-            raise ValueError(f"{path}: feature spec version {data.get('version')!r}, "
-                             f"this code reads {FEATURE_SPEC_VERSION!r}")
+            raise ValueError(
+                f"{path}: feature spec version {data.get('version')!r}, "
+                f"this code reads {FEATURE_SPEC_VERSION!r}"
+            )
         return cls(tuple(data["names"]), tuple(data["mean"]), tuple(data["scale"]), data["version"])

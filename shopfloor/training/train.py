@@ -40,31 +40,59 @@ def train_step(data_dir: Path, out_dir: Path, params: model.TrainParams, data_ve
     with open(out / BASELINE, "wb") as fh:
         pickle.dump(gbm, fh)
     return lineage.write_manifest(
-        out, "model", data_version=data_version, parameters=params.to_dict(),
-        figures={"final_loss": history["loss"][-1], "final_val_loss": history["val_loss"][-1],
-                 "epochs": len(history["loss"])},
-        features=list(spec.names), input_shape=[None, len(spec.names)],
+        out,
+        "model",
+        data_version=data_version,
+        parameters=params.to_dict(),
+        figures={
+            "final_loss": history["loss"][-1],
+            "final_val_loss": history["val_loss"][-1],
+            "epochs": len(history["loss"]),
+        },
+        features=list(spec.names),
+        input_shape=[None, len(spec.names)],
     )
 
 
 def load_baseline(model_dir: Path) -> Any:
     """The pickled baseline written by :func:`train_step` (trusted: our own artifact)."""
     with open(Path(model_dir) / BASELINE, "rb") as fh:
-        return pickle.load(fh)  # noqa: S301
+        return pickle.load(fh)
 
 
 def params_from_dict(values: dict[str, Any] | None) -> model.TrainParams:
-    """Pipeline parameters -> TrainParams; unknown names are an error, not ignored."""
+    """Pipeline parameters -> TrainParams; unknown names are an error, not ignored.
+
+    KFP passes dict parameters as protobuf Structs, where every number is a float, so
+    values are coerced to the field's type (and an integer field refuses 2.5).
+    """
     params = model.TrainParams()
     if not values:
         return params
-    known = set(params.to_dict())
-    unknown = sorted(set(values) - known)
+    defaults = params.to_dict()
+    unknown = sorted(set(values) - set(defaults))
     if unknown:
-        raise ValueError(f"unknown training parameters {unknown}; known: {sorted(known)}")
-    if "hidden_units" in values:
-        values = {**values, "hidden_units": tuple(int(u) for u in values["hidden_units"])}
-    return replace(params, **values)
+        raise ValueError(f"unknown training parameters {unknown}; known: {sorted(defaults)}")
+    coerced: dict[str, Any] = {}
+    for name, value in values.items():
+        default = defaults[name]
+        if name == "hidden_units":
+            coerced[name] = tuple(_as_int(name, u) for u in value)
+        elif isinstance(default, bool) or isinstance(default, str):
+            coerced[name] = type(default)(value)
+        elif isinstance(default, int):
+            coerced[name] = _as_int(name, value)
+        elif value is None:
+            coerced[name] = None
+        else:
+            coerced[name] = float(value)
+    return replace(params, **coerced)
+
+
+def _as_int(name: str, value: Any) -> int:
+    if float(value) != int(float(value)):
+        raise ValueError(f"training parameter {name} must be an integer, got {value!r}")
+    return int(float(value))
 
 
 def score_saved_model(model_dir: Path, features: np.ndarray) -> np.ndarray:

@@ -53,8 +53,9 @@ def test_interval_contains_point_and_shrinks_with_separation() -> None:
     for e in (e_weak, e_strong):
         assert e["pr_auc"].ci_low <= e["pr_auc"].value <= e["pr_auc"].ci_high
     assert e_strong["pr_auc"].ci_low > e_weak["pr_auc"].ci_high
-    diff = metrics.paired_difference(y, strong, weak, metric="pr_auc", weights=w, threshold=0.5,
-                                     target_precision=0.8)
+    diff = metrics.paired_difference(
+        y, strong, weak, metric="pr_auc", weights=w, threshold=0.5, target_precision=0.8
+    )
     assert diff.ci_low > 0
 
 
@@ -67,8 +68,10 @@ def test_threshold_reaches_target_precision(scored: tuple[np.ndarray, np.ndarray
 
 def test_bad_scores_are_named() -> None:
     with pytest.raises(ValueError, match="NaN"):
-        metrics.metric_samples(np.array([0, 1]), np.array([0.1, np.nan]), np.ones((1, 2)),
-                               threshold=0.5, target_precision=0.8)
+        metrics.metric_samples(
+            np.array([0, 1]), np.array([0.1, np.nan]), np.ones((1, 2)), threshold=0.5, target_precision=0.8
+        )
     with pytest.raises(ValueError, match="both failures and non-failures"):
-        metrics.evaluate_with_ci(np.zeros(5), np.zeros(5), threshold=0.5, target_precision=0.8,
-                                 weights=np.ones((2, 5)))
+        metrics.evaluate_with_ci(
+            np.zeros(5), np.zeros(5), threshold=0.5, target_precision=0.8, weights=np.ones((2, 5))
+        )

@@ -1,0 +1,5 @@
+"""``python -m shopfloor`` is the ``shopfloor`` command."""
+
+from shopfloor.cli import app
+
+app()

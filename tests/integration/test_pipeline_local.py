@@ -1,0 +1,183 @@
+"""The training pipeline run locally through the real CLI (kfp.local, SubprocessRunner).
+
+These are the product's acceptance tests: the main job on the embedded data, every bad input
+stopping before training, a failed gate producing no edge model, a failed equivalence check
+failing the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from shopfloor.data import schema
+from shopfloor.evaluation.policy import load_policy
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _run_dir(summary: dict[str, Any]) -> Path:
+    return Path(summary["run_dir"])
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any]]:
+    work = tmp_path_factory.mktemp("main")
+    result = run_cli("run", "--output", str(work / "runs"), "--summary", str(work / "summary.json"), cwd=work)
+    return result, json.loads((work / "summary.json").read_text())
+
+
+def test_main_job_passes_and_summarises(main_run: tuple[Any, dict[str, Any]]) -> None:
+    result, summary = main_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["status"] == "passed"
+    assert summary["data_version"].startswith("sha256:")
+    assert summary["validation"]["success"] is True
+    assert summary["gates"]["passed"] is True
+    assert summary["equivalence"]["passed"] is True
+    for model in ("keras", "int8", "baseline"):
+        for metric in ("pr_auc", "roc_auc", "recall_at_precision", "f1"):
+            m = summary["metrics"][model][metric]
+            assert m["ci_low"] <= m["value"] <= m["ci_high"], (model, metric, m)
+    # A real model, not a constant: far above the 3.4 % failure rate a coin would score.
+    assert summary["metrics"]["keras"]["pr_auc"]["ci_low"] > 0.5
+    for key in ("saved_model", "litert_float32", "litert_int8"):
+        assert Path(summary["artifacts"][key]).exists(), key
+    assert "PR-AUC" in result.stdout and "passed" in result.stdout
+
+
+def test_artifacts_carry_lineage(main_run: tuple[Any, dict[str, Any]]) -> None:
+    _, summary = main_run
+    run = _run_dir(summary)
+    version = summary["data_version"]
+    for manifest in (run / "ingest/dataset", run / "train/model", run / "evaluate/evaluation",
+                     run / "convert/edge_model"):
+        data = json.loads((manifest / "manifest.json").read_text())
+        assert data["data_version"] == version
+        assert data["code_version"]
+        for rel, digest in data["files"].items():
+            assert len(digest) == 64 and (manifest / rel).exists()
+    edge = run / "convert/edge_model"
+    for name in ("golden_int8.npz", "golden_int8.json", "golden_float32.npz", "feature_spec.json",
+                 "decision.json"):
+        assert (edge / name).exists(), name
+    from shopfloor.conversion.equivalence import self_test
+
+    assert self_test(edge / "model_int8.tflite", edge, name="golden_int8")
+
+
+def _bad(mutate: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[pd.DataFrame, Path], Path]:
+    def write(frame: pd.DataFrame, where: Path) -> Path:
+        path = where / "bad.csv"
+        mutate(frame.copy()).to_csv(path, index=False)
+        return path
+
+    return write
+
+
+def _set(column: str, row: int, value: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def mutate(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[column] = frame[column].astype(object) if isinstance(value, str) else frame[column]
+        frame.loc[row, column] = value
+        return frame
+
+    return mutate
+
+
+def _celsius(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in (schema.AIR_TEMPERATURE, schema.PROCESS_TEMPERATURE):
+        frame[column] = (frame[column] - 273.15).round(1)
+    return frame
+
+
+BAD_INPUTS = {
+    "missing column": (_bad(lambda f: f.drop(columns=[schema.TORQUE])), "torque_nm"),
+    "renamed column": (_bad(lambda f: f.rename(columns={schema.TORQUE: "torque"})), "torque"),
+    "celsius": (_bad(_celsius), "air_temperature_k"),
+    "nan": (_bad(_set(schema.ROTATIONAL_SPEED, 10, float("nan"))), "rotational_speed_rpm"),
+    "unknown type": (_bad(_set(schema.PRODUCT_TYPE, 3, "X")), "product_type"),
+    "negative speed": (_bad(_set(schema.ROTATIONAL_SPEED, 7, -1500)), "rotational_speed_rpm"),
+    "duplicate ids": (_bad(_set(schema.ID, 5, 1)), "udi"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_stops_before_training(case: str, real_frame: pd.DataFrame, tmp_path: Path) -> None:
+    write, column = BAD_INPUTS[case]
+    data = write(real_frame, tmp_path)
+    result = run_cli("run", "--data", str(data), "--output", str(tmp_path / "runs"),
+                     "--summary", str(tmp_path / "s.json"), cwd=tmp_path)
+    assert result.returncode != 0
+    reason = result.stderr.strip().splitlines()[-1]
+    assert reason.startswith("error: validation failed:") and column in reason, reason
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["validation"]["success"] is False
+    assert any(f.get("column") == column or column in f["message"] for f in summary["validation"]["failures"])
+    run = _run_dir(summary)
+    assert (run / "validate" / "report").exists()  # the HTML report for a person
+    assert not (run / "train").exists() and not (run / "convert").exists()
+
+
+def test_missing_file_fails_fast(tmp_path: Path) -> None:
+    result = run_cli("run", "--data", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "data file not found" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def _params(tmp_path: Path, policy_changes: Callable[[dict[str, Any]], None], epochs: int) -> Path:
+    policy = yaml.safe_load(Path(load_policy()["source"]).read_text())
+    policy_changes(policy)
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"policy": "policy.yaml", "train_params": {"epochs": epochs}}))
+    return params
+
+
+def test_failed_gate_produces_no_edge_model(tmp_path: Path) -> None:
+    def impossible(policy: dict[str, Any]) -> None:
+        policy["gates"] = [{"metric": "pr_auc", "min_ci_low": 0.99}]
+
+    params = _params(tmp_path, impossible, epochs=5)
+    result = run_cli("run", "--params", str(params), "--output", str(tmp_path / "runs"),
+                     "--summary", str(tmp_path / "s.json"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "gates failed: pr_auc" in result.stderr and "below 0.990" in result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["gates"]["passed"] is False
+    assert summary["artifacts"]["litert_int8"] is None
+    assert not (_run_dir(summary) / "convert").exists()
+
+
+def test_failed_equivalence_fails_the_run(tmp_path: Path) -> None:
+    def strict_equivalence(policy: dict[str, Any]) -> None:
+        policy["gates"] = [{"metric": "roc_auc", "min_ci_low": 0.0}]
+        policy["non_inferiority"]["margin"] = 1.0
+        policy["equivalence"]["int8"]["max_abs_probability_diff"] = 0.0  # int8 cannot be exact
+
+    params = _params(tmp_path, strict_equivalence, epochs=5)
+    result = run_cli("run", "--params", str(params), "--output", str(tmp_path / "runs"),
+                     "--summary", str(tmp_path / "s.json"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "equivalence failed: int8: max_abs_probability_diff" in result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["gates"]["passed"] is True and summary["equivalence"]["passed"] is False
+    edge = _run_dir(summary) / "convert" / "edge_model"
+    assert not (edge / "model_int8.tflite").exists()
+    report = json.loads((_run_dir(summary) / "convert" / "equivalence").read_text())
+    assert report["equivalence"]["float32"]["passed"] is True
+
+
+def test_unknown_parameter_is_refused(tmp_path: Path) -> None:
+    params = tmp_path / "p.yaml"
+    params.write_text("epochs: 3\n")
+    result = run_cli("run", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown pipeline parameters ['epochs']" in result.stderr

@@ -1,0 +1,60 @@
+"""Loader: canonical schema, byte-order mark, formats, data version, unreadable input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shopfloor.data import loader, schema
+
+
+def test_embedded_data_is_canonical_and_versioned(real_frame: pd.DataFrame) -> None:
+    assert list(real_frame.columns) == list(schema.CANONICAL_COLUMNS)
+    assert len(real_frame) == 10_000
+    assert real_frame[schema.TARGET].sum() == 339  # published count
+    # The file starts with a BOM; the first column must still be named udi, not '\ufeffUDI'.
+    assert loader.embedded_path().read_bytes()[:3] == b"\xef\xbb\xbf"
+    assert real_frame[schema.ID].iloc[0] == 1
+
+
+def test_same_content_same_version_across_formats(tmp_path: Path, real_frame: pd.DataFrame) -> None:
+    csv, parquet = tmp_path / "d.csv", tmp_path / "d.parquet"
+    real_frame.rename(columns=schema.CANONICAL_TO_AI4I).to_csv(csv, index=False)
+    real_frame.to_parquet(parquet, index=False)
+    v_csv, v_parquet = loader.load(csv).version, loader.load(parquet).version
+    assert v_csv == v_parquet == loader.load().version
+    changed = real_frame.copy()
+    changed.loc[5, schema.TORQUE] += 0.1
+    changed.to_parquet(parquet, index=False)
+    assert loader.load(parquet).version != v_csv
+
+
+def test_unknown_columns_are_kept_for_validation(tmp_path: Path, real_frame: pd.DataFrame) -> None:
+    path = tmp_path / "d.csv"
+    real_frame.rename(columns={schema.TORQUE: "torque"}).to_csv(path, index=False)
+    frame = loader.load(path).frame
+    assert "torque" in frame.columns and schema.TORQUE not in frame.columns
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "data file not found"),
+        ("data.xlsx", b"whatever", "unsupported file type '.xlsx'"),
+        ("broken.parquet", b"not parquet at all", "cannot parse broken.parquet"),
+        ("empty.csv", b"UDI,Type\n", "holds no rows"),
+    ],
+)
+def test_unreadable_input_is_named(tmp_path: Path, name: str, content: bytes | None, message: str) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(loader.DataLoadError, match=message):
+        loader.load(path)
+
+
+def test_unsupported_scheme() -> None:
+    with pytest.raises(loader.DataLoadError, match="unsupported URI scheme 'http'"):
+        loader.load("http://example.invalid/data.csv")
