@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
+
 from shopfloor.components.image import IMAGE
 
 

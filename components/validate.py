@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Output
+
 from shopfloor.components.image import IMAGE
 
 

@@ -43,6 +43,7 @@ def run_local(
     import warnings
 
     from kfp import local
+
     from shopfloor.pipelines.training import training_pipeline
 
     root = Path(pipeline_root).resolve()
@@ -107,6 +108,7 @@ def submit(
 ) -> dict[str, str]:
     """Submit the same pipeline to a KFP endpoint; returns the run id and its URL."""
     import kfp
+
     from shopfloor.pipelines.training import training_pipeline
 
     client = (client_factory or kfp.Client)(host=host)
@@ -122,6 +124,7 @@ def submit(
 def compile_pipeline(path: Path) -> Path:
     """Write the KFP IR YAML; output is deterministic for the same code and image."""
     from kfp import compiler
+
     from shopfloor.pipelines.training import training_pipeline
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,29 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from shopfloor.commands import deploy as deploy_commands
+from shopfloor.commands import models as models_commands
+from shopfloor.commands import serve as serve_commands
+
 app = typer.Typer(help="shopfloor: MLOps for the factory floor.", no_args_is_help=True, add_completion=False)
+app.add_typer(models_commands.app, name="models", help="Versioned model registry: list, show, promote, rollback.")
+app.add_typer(deploy_commands.app, name="deploy", help="Deploy registry versions to the cloud cluster.")
+app.command("serve")(serve_commands.serve)
 console = Console(stderr=True)
 out = Console()
 
-PIPELINE_PARAMETERS = ("seed", "validation_fraction", "test_fraction", "train_params", "policy_yaml")
+PIPELINE_PARAMETERS = (
+    "seed",
+    "validation_fraction",
+    "test_fraction",
+    "train_params",
+    "policy_yaml",
+    "registry",
+    "env",
+    "deploy",
+    "deploy_namespace",
+    "predictor_image",
+)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -25,7 +43,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _arguments(data: str | None, params: Path | None) -> dict[str, Any]:
+def _arguments(data: str | None, params: Path | None, registry: str | None = None) -> dict[str, Any]:
     """Pipeline arguments from --data and a --params YAML (unknown keys are an error)."""
     arguments: dict[str, Any] = {}
     if params is not None:
@@ -47,6 +65,8 @@ def _arguments(data: str | None, params: Path | None) -> dict[str, Any]:
         arguments.update(loaded)
     if data is not None:
         arguments["source"] = data
+    if registry is not None:
+        arguments["registry"] = registry
     arguments.setdefault("source", "embedded:ai4i2020")
     return arguments
 
@@ -66,6 +86,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
     checks.add_row("validation", "pass" if summary["validation"]["success"] else "FAIL")
     checks.add_row("gates", "pass" if summary["gates"]["passed"] else "FAIL")
     checks.add_row("equivalence", "pass" if summary["equivalence"]["passed"] else "FAIL")
+    if summary.get("registry"):
+        reg = summary["registry"]
+        checks.add_row("registered", f"{reg['model']} {reg['version']} ({reg['alias']}, {reg['env']})")
+    if summary.get("champion"):
+        checks.add_row("compared with champion", str(summary["champion"]["version"]))
     if summary.get("size"):
         checks.add_row("int8 size / SavedModel", f"{summary['size']['int8_size_ratio']:.3f}")
     for fmt, rep in summary["equivalence"]["formats"].items():
@@ -92,6 +117,13 @@ def run(
     summary: Annotated[
         Path | None, typer.Option(help="Write the machine-readable JSON summary here.")
     ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Model registry: s3://bucket/prefix or a path (default: SHOPFLOOR_REGISTRY or "
+            "~/.shopfloor/registry)."
+        ),
+    ] = None,
     output: Annotated[Path, typer.Option(help="Local pipeline root for artifacts.")] = Path("runs"),
     verbose: Annotated[bool, typer.Option(help="Stream every task's log.")] = False,
 ) -> None:
@@ -99,7 +131,7 @@ def run(
 
     Exit status 0 only when validation, gates and equivalence all pass.
     """
-    arguments = _arguments(data, params)
+    arguments = _arguments(data, params, registry)
     if host:
         from shopfloor.pipelines.run import submit
 

@@ -19,8 +19,9 @@ STEP_OUTPUTS = {
     "evaluation": ("evaluate", "evaluation"),
     "equivalence": ("convert", "equivalence"),
     "edge_model": ("convert", "edge_model"),
+    "registration": ("register", "registration"),
 }
-STEPS = ("ingest", "validate", "train", "evaluate", "convert")
+STEPS = ("ingest", "validate", "train", "evaluate", "convert", "register", "deploy-cloud")
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -42,6 +43,7 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
     evaluation = _json(paths["evaluation"] / "evaluation.json")
     verdict = _json(paths["evaluation"] / "verdict.json")
     equivalence = _json(paths["equivalence"])
+    registration = _json(paths["registration"])
     edge = paths["edge_model"]
     saved_model = paths["model"] / "saved_model"
 
@@ -67,6 +69,8 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
             "reason": equivalence.get("reason") if equivalence else None,
             "formats": equivalence.get("equivalence", {}) if equivalence else {},
         },
+        "registry": registration,
+        "champion": (evaluation or {}).get("champion"),
         "metrics": {},
         "per_product_type": {},
         "threshold": evaluation.get("threshold") if evaluation else None,
@@ -105,7 +109,7 @@ def _outcome(summary: dict[str, Any], error: str | None) -> tuple[str, str]:
     if not summary["validation"]["success"]:
         failures = summary["validation"]["failures"]
         if failures:
-            names = "; ".join(f"{f['expectation']}({f.get('column') or '-'})" for f in failures[:6])
+            names = "; ".join(_failure_text(f) for f in failures[:6])
             more = f" and {len(failures) - 6} more" if len(failures) > 6 else ""
             return "failed", f"validation failed: {names}{more}"
         return "failed", f"run failed before validation: {_first_line(error)}"
@@ -117,7 +121,22 @@ def _outcome(summary: dict[str, Any], error: str | None) -> tuple[str, str]:
         ] or f"conversion did not finish: {_first_line(error)}"
     if error:
         return "failed", _first_line(error)
+    registered = summary.get("registry")
+    if registered:
+        return "passed", (
+            f"validation, gates and equivalence passed; registered {registered['model']} "
+            f"{registered['version']} as {registered['alias']} ({registered['env']})"
+        )
     return "passed", "validation, gates and equivalence passed"
+
+
+def _failure_text(failure: dict[str, Any]) -> str:
+    """expectation(column) e.g. [offending values]: what to fix, on one line."""
+    text = f"{failure['expectation']}({failure.get('column') or '-'})"
+    examples = failure.get("examples") or []
+    if examples:
+        text += " e.g. " + ", ".join(str(v) for v in examples[:3])
+    return text
 
 
 def _first_line(text: str | None) -> str:

@@ -21,9 +21,13 @@ def real_frame() -> pd.DataFrame:
     return loader.load().frame
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m shopfloor ARGS`` as a user would, capturing its output."""
-    env = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m shopfloor ARGS`` as a user would, capturing its output. The model
+    registry defaults to ``cwd/registry`` so tests never touch the user's own registry."""
+    env = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "SHOPFLOOR_REGISTRY": str(cwd / "registry"), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "shopfloor", *args],
         cwd=cwd,

@@ -91,6 +91,7 @@ def evaluate_step(
     data_version: str,
     policy_path: str | None = None,
     champion_dir: Path | None = None,
+    champion_version: str | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Score candidate, baseline (and champion) on test; write evaluation and verdict JSON."""
@@ -154,6 +155,7 @@ def evaluate_step(
         "policy_version": policy["policy_version"],
         "test_rows": len(test),
         "test_failures": int(y_test.sum()),
+        "champion": {"version": champion_version} if champion_dir is not None else None,
         "threshold": thresholds["keras"],
         "thresholds": thresholds,
         "target_precision": target_precision,
@@ -171,7 +173,7 @@ def evaluate_step(
         data_version=data_version,
         passed=verdict.passed,
         policy_version=policy["policy_version"],
-        champion=str(champion_dir) if champion_dir else None,
+        champion=champion_version if champion_dir is not None else None,
     )
     return {
         "passed": verdict.passed,

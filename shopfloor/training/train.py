@@ -78,7 +78,7 @@ def params_from_dict(values: dict[str, Any] | None) -> model.TrainParams:
         default = defaults[name]
         if name == "hidden_units":
             coerced[name] = tuple(_as_int(name, u) for u in value)
-        elif isinstance(default, bool) or isinstance(default, str):
+        elif isinstance(default, bool | str):
             coerced[name] = type(default)(value)
         elif isinstance(default, int):
             coerced[name] = _as_int(name, value)

@@ -28,10 +28,16 @@ def _run_dir(summary: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any]]:
-    work = tmp_path_factory.mktemp("main")
-    result = run_cli("run", "--output", str(work / "runs"), "--summary", str(work / "summary.json"), cwd=work)
-    return result, json.loads((work / "summary.json").read_text())
+def main_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("main")
+
+
+@pytest.fixture(scope="module")
+def main_run(main_work: Path) -> tuple[Any, dict[str, Any]]:
+    result = run_cli(
+        "run", "--output", str(main_work / "runs"), "--summary", str(main_work / "summary.json"), cwd=main_work
+    )
+    return result, json.loads((main_work / "summary.json").read_text())
 
 
 def test_main_job_passes_and_summarises(main_run: tuple[Any, dict[str, Any]]) -> None:
@@ -51,22 +57,54 @@ def test_main_job_passes_and_summarises(main_run: tuple[Any, dict[str, Any]]) ->
     for key in ("saved_model", "litert_float32", "litert_int8"):
         assert Path(summary["artifacts"][key]).exists(), key
     assert "PR-AUC" in result.stdout and "passed" in result.stdout
+    # Registered as the first candidate; no champion existed to compare with.
+    assert summary["registry"]["version"] == "v0001" and summary["registry"]["alias"] == "candidate"
+    assert summary["champion"] is None
+    assert {g["name"] for g in summary["gates"]["gates"]} >= {"non_inferior_to_baseline"}
+
+
+def test_next_run_is_judged_against_the_champion(main_run: tuple[Any, dict[str, Any]], main_work: Path) -> None:
+    """After v0001 is promoted, the next run's evaluate step fetches it from the registry and
+    adds a non-inferiority gate against it; the new version records whom it was compared with."""
+    assert run_cli("models", "promote", "v0001", cwd=main_work).returncode == 0
+    result = run_cli(
+        "run", "--output", str(main_work / "runs"), "--summary", str(main_work / "second.json"), cwd=main_work
+    )
+    summary = json.loads((main_work / "second.json").read_text())
+    assert result.returncode == 0, result.stderr
+    assert summary["champion"] == {"version": "v0001"}
+    champion_gate = [g for g in summary["gates"]["gates"] if g["name"] == "non_inferior_to_champion"]
+    assert len(champion_gate) == 1 and champion_gate[0]["passed"]
+    # Same data, code and seed: the candidate equals the champion, so the difference is 0.
+    assert champion_gate[0]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["registry"]["version"] == "v0002" and summary["registry"]["champion"] == "v0001"
+    shown = run_cli("models", "show", "v0002", cwd=main_work)
+    assert shown.returncode == 0 and "v0001" in shown.stdout
 
 
 def test_artifacts_carry_lineage(main_run: tuple[Any, dict[str, Any]]) -> None:
     _, summary = main_run
     run = _run_dir(summary)
     version = summary["data_version"]
-    for manifest in (run / "ingest/dataset", run / "train/model", run / "evaluate/evaluation",
-                     run / "convert/edge_model"):
+    for manifest in (
+        run / "ingest/dataset",
+        run / "train/model",
+        run / "evaluate/evaluation",
+        run / "convert/edge_model",
+    ):
         data = json.loads((manifest / "manifest.json").read_text())
         assert data["data_version"] == version
         assert data["code_version"]
         for rel, digest in data["files"].items():
             assert len(digest) == 64 and (manifest / rel).exists()
     edge = run / "convert/edge_model"
-    for name in ("golden_int8.npz", "golden_int8.json", "golden_float32.npz", "feature_spec.json",
-                 "decision.json"):
+    for name in (
+        "golden_int8.npz",
+        "golden_int8.json",
+        "golden_float32.npz",
+        "feature_spec.json",
+        "decision.json",
+    ):
         assert (edge / name).exists(), name
     from shopfloor.conversion.equivalence import self_test
 
@@ -112,11 +150,21 @@ BAD_INPUTS = {
 def test_bad_input_stops_before_training(case: str, real_frame: pd.DataFrame, tmp_path: Path) -> None:
     write, column = BAD_INPUTS[case]
     data = write(real_frame, tmp_path)
-    result = run_cli("run", "--data", str(data), "--output", str(tmp_path / "runs"),
-                     "--summary", str(tmp_path / "s.json"), cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "runs"),
+        "--summary",
+        str(tmp_path / "s.json"),
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     reason = result.stderr.strip().splitlines()[-1]
     assert reason.startswith("error: validation failed:") and column in reason, reason
+    if case in ("celsius", "negative speed", "unknown type", "duplicate ids"):
+        assert " e.g. " in reason, reason  # examples of the offending values
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["validation"]["success"] is False
     assert any(f.get("column") == column or column in f["message"] for f in summary["validation"]["failures"])
@@ -126,7 +174,9 @@ def test_bad_input_stops_before_training(case: str, real_frame: pd.DataFrame, tm
 
 
 def test_missing_file_fails_fast(tmp_path: Path) -> None:
-    result = run_cli("run", "--data", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "runs"), cwd=tmp_path)
+    result = run_cli(
+        "run", "--data", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "runs"), cwd=tmp_path
+    )
     assert result.returncode != 0
     assert "data file not found" in result.stderr
     assert not (tmp_path / "runs").exists()
@@ -146,8 +196,16 @@ def test_failed_gate_produces_no_edge_model(tmp_path: Path) -> None:
         policy["gates"] = [{"metric": "pr_auc", "min_ci_low": 0.99}]
 
     params = _params(tmp_path, impossible, epochs=5)
-    result = run_cli("run", "--params", str(params), "--output", str(tmp_path / "runs"),
-                     "--summary", str(tmp_path / "s.json"), cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "--params",
+        str(params),
+        "--output",
+        str(tmp_path / "runs"),
+        "--summary",
+        str(tmp_path / "s.json"),
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "gates failed: pr_auc" in result.stderr and "below 0.990" in result.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -163,8 +221,16 @@ def test_failed_equivalence_fails_the_run(tmp_path: Path) -> None:
         policy["equivalence"]["int8"]["max_abs_probability_diff"] = 0.0  # int8 cannot be exact
 
     params = _params(tmp_path, strict_equivalence, epochs=5)
-    result = run_cli("run", "--params", str(params), "--output", str(tmp_path / "runs"),
-                     "--summary", str(tmp_path / "s.json"), cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "--params",
+        str(params),
+        "--output",
+        str(tmp_path / "runs"),
+        "--summary",
+        str(tmp_path / "s.json"),
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "equivalence failed: int8: max_abs_probability_diff" in result.stderr
     summary = json.loads((tmp_path / "s.json").read_text())

@@ -36,7 +36,8 @@ class FakeCluster:
         self.polls_until_ready = polls_until_ready
         self._polls = 0
         if secret:
-            self.objects[("Secret", NS, "shopfloor-s3")] = {"kind": "Secret", "data": {"AWS_ACCESS_KEY_ID": "x"}}
+            self.objects[("Secret", NS, "shopfloor-s3")] = {"kind": "Secret",
+                                                            "data": {"AWS_ACCESS_KEY_ID": "x"}}
 
     @staticmethod
     def _desired(obj: dict[str, Any]) -> Any:
@@ -144,7 +145,7 @@ def test_ready_then_promote() -> None:
     cluster, registry = FakeCluster("ready"), FakeRegistry({"cloud/champion": "v0001"})
     cluster.seed_isvc("v0001")
 
-    result, elapsed = run(spec("v0002"), cluster, registry)
+    result, _elapsed = run(spec("v0002"), cluster, registry)
 
     assert result.outcome == "deployed" and result.ok
     assert registry.calls[0][:3] == ("promote", "v0002", "cloud")
@@ -188,7 +189,7 @@ def test_ready_but_not_yet_champion_is_promoted_without_reapplying_changes() -> 
     registry.aliases["cloud/champion"] = "v0001"
     generation = cluster.isvc()["metadata"]["generation"]
 
-    result, elapsed = run(spec("v0002"), cluster, registry)
+    result, _elapsed = run(spec("v0002"), cluster, registry)
 
     assert result.outcome == "deployed"
     assert registry.aliases["cloud/champion"] == "v0002"
@@ -227,7 +228,7 @@ def test_canary_ready_moves_canary_alias_not_champion() -> None:
     cluster, registry = FakeCluster("ready"), FakeRegistry({"cloud/champion": "v0001"})
     cluster.seed_isvc("v0001")
 
-    result, elapsed = run(spec("v0002", canary_percent=10), cluster, registry)
+    result, _elapsed = run(spec("v0002", canary_percent=10), cluster, registry)
 
     assert result.outcome == "deployed" and result.alias == "canary"
     assert registry.aliases == {"cloud/champion": "v0001", "cloud/canary": "v0002"}
@@ -238,7 +239,7 @@ def test_canary_failure_sets_canary_traffic_to_zero() -> None:
     cluster, registry = FakeCluster("never"), FakeRegistry({"cloud/champion": "v0001"})
     cluster.seed_isvc("v0001")
 
-    result, elapsed = run(spec("v0002", canary_percent=25), cluster, registry, timeout=20)
+    result, _elapsed = run(spec("v0002", canary_percent=25), cluster, registry, timeout=20)
 
     assert result.outcome == "rolled_back"
     last = cluster.applied[-1]
@@ -251,7 +252,7 @@ def test_canary_failure_sets_canary_traffic_to_zero() -> None:
 def test_missing_secret_fails_before_applying_anything() -> None:
     cluster, registry = FakeCluster("ready", secret=False), FakeRegistry()
 
-    result, elapsed = run(spec("v0002"), cluster, registry)
+    result, _elapsed = run(spec("v0002"), cluster, registry)
 
     assert result.outcome == "failed"
     assert "Secret plant-a/shopfloor-s3" in result.message
@@ -261,7 +262,7 @@ def test_missing_secret_fails_before_applying_anything() -> None:
 def test_first_deploy_failing_has_nothing_to_roll_back_to() -> None:
     cluster, registry = FakeCluster("never"), FakeRegistry()
 
-    result, elapsed = run(spec("v0001"), cluster, registry, timeout=10)
+    result, _elapsed = run(spec("v0001"), cluster, registry, timeout=10)
 
     assert result.outcome == "failed"
     assert "no previous InferenceService" in result.message

@@ -115,7 +115,8 @@ def test_force_can_be_turned_off(fake_api: tuple[Recorder, KubernetesCluster]) -
     recorder, cluster = fake_api
     cluster.force = False
     sa = service_account(SPEC)
-    recorder.responses[("PATCH", "/api/v1/namespaces/plant-a/serviceaccounts/shopfloor-predictor")] = (200, sa)
+    path = "/api/v1/namespaces/plant-a/serviceaccounts/shopfloor-predictor"
+    recorder.responses[("PATCH", path)] = (200, sa)
 
     cluster.apply(sa)
 
@@ -125,10 +126,10 @@ def test_force_can_be_turned_off(fake_api: tuple[Recorder, KubernetesCluster]) -
 def test_get_returns_object_or_none_on_404(fake_api: tuple[Recorder, KubernetesCluster]) -> None:
     recorder, cluster = fake_api
     path = "/apis/serving.kserve.io/v1beta1/namespaces/plant-a/inferenceservices/ai4i-failure"
-    recorder.responses[("GET", path)] = (200, {"kind": "InferenceService", "status": {"observedGeneration": 2}})
+    live = {"kind": "InferenceService", "status": {"observedGeneration": 2}}
+    recorder.responses[("GET", path)] = (200, live)
 
-    assert cluster.get("InferenceService", "ai4i-failure", "plant-a") == {
-        "kind": "InferenceService", "status": {"observedGeneration": 2}}
+    assert cluster.get("InferenceService", "ai4i-failure", "plant-a") == live
     assert cluster.get("Secret", "shopfloor-s3", "plant-a") is None
     assert [r["method"] for r in recorder.requests] == ["GET", "GET"]
     assert recorder.requests[1]["path"] == "/api/v1/namespaces/plant-a/secrets/shopfloor-s3"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from kfp import components as kfp_components
@@ -27,7 +27,9 @@ def test_compile_is_deterministic_and_loadable(tmp_path: Path) -> None:
     condition = tasks["condition-1"]["triggerPolicy"]["condition"]
     assert "evaluate-Output" in condition
     inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
-    assert set(inner) == {"convert"}
+    assert {"convert", "register"} <= set(inner)
+    deploy_branch = [t for t in inner.values() if t["taskInfo"]["name"] == "deploy-requested"]
+    assert len(deploy_branch) == 1 and "deploy" in deploy_branch[0]["triggerPolicy"]["condition"]
     assert tasks["train"]["dependentTasks"] == ["ingest", "validate"]
 
 
@@ -48,7 +50,7 @@ def test_compile_command(tmp_path: Path) -> None:
 class _RecordingClient:
     """Seam test double for kfp.Client: records what would be sent to the KFP API."""
 
-    calls: list[dict[str, Any]] = []
+    calls: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(self, host: str) -> None:
         self.host = host
@@ -61,8 +63,13 @@ class _RecordingClient:
 def test_submit_sends_the_same_pipeline_to_kfp() -> None:
     from shopfloor.pipelines import training_pipeline
 
-    result = submit("http://127.0.0.1:8888/", {"source": "s3://plant/data.csv"}, experiment="exp",
-                    run_name="nightly", client_factory=_RecordingClient)
+    result = submit(
+        "http://127.0.0.1:8888/",
+        {"source": "s3://plant/data.csv"},
+        experiment="exp",
+        run_name="nightly",
+        client_factory=_RecordingClient,
+    )
     call = _RecordingClient.calls[-1]
     assert call["func"] is training_pipeline
     assert call["arguments"] == {"source": "s3://plant/data.csv"}

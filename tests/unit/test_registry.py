@@ -315,6 +315,10 @@ def test_real_run_round_trip(tmp_path: Path) -> None:
     dest = reg.fetch(manifest["version"], tmp_path / "fetched")
     assert (dest / "saved_model" / "saved_model.pb").read_bytes() == (
         run / "train" / "model" / "saved_model" / "saved_model.pb").read_bytes()
+    # A fetched version re-published elsewhere (e.g. cloud -> plant registry) keeps its lineage.
+    copied = Registry(FilesystemBackend(tmp_path / "plant")).publish(dest, run_id=run.name)
+    assert copied["code_version"] == manifest["code_version"]
+    assert copied["files"] == manifest["files"]
 
 
 def test_open_registry_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

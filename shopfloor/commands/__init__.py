@@ -1,0 +1,1 @@
+"""Typer command functions that ``shopfloor.cli`` mounts (wiring only; logic lives in the library)."""
