@@ -18,7 +18,9 @@ from shopfloor.commands import models as models_commands
 from shopfloor.commands import serve as serve_commands
 
 app = typer.Typer(help="shopfloor: MLOps for the factory floor.", no_args_is_help=True, add_completion=False)
-app.add_typer(models_commands.app, name="models", help="Versioned model registry: list, show, promote, rollback.")
+app.add_typer(
+    models_commands.app, name="models", help="Versioned model registry: list, show, promote, rollback."
+)
 app.add_typer(deploy_commands.app, name="deploy", help="Deploy registry versions to the cloud cluster.")
 app.command("serve")(serve_commands.serve)
 console = Console(stderr=True)

@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,9 @@ DEFAULT_GOLDEN_TOLERANCE = 5e-3
 
 def equivalence_limits(fmt: str, policy_path: Path | None = None) -> dict[str, float]:
     """The ``equivalence.<fmt>`` limits of the release policy (packaged policy.yaml by default)."""
-    import yaml
+    from shopfloor.evaluation.policy import load_policy
 
-    if policy_path is None:
-        text = (resources.files("shopfloor.evaluation") / "policy.yaml").read_text()
-    else:
-        text = Path(policy_path).read_text()
-    section = (yaml.safe_load(text) or {}).get("equivalence", {})
+    section = load_policy(policy_path)["equivalence"]
     if fmt not in section:
         raise KeyError(f"policy has no equivalence limits for format {fmt!r} (has {sorted(section)})")
     return {k: float(v) for k, v in section[fmt].items()}

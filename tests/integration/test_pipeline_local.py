@@ -35,7 +35,12 @@ def main_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def main_run(main_work: Path) -> tuple[Any, dict[str, Any]]:
     result = run_cli(
-        "run", "--output", str(main_work / "runs"), "--summary", str(main_work / "summary.json"), cwd=main_work
+        "run",
+        "--output",
+        str(main_work / "runs"),
+        "--summary",
+        str(main_work / "summary.json"),
+        cwd=main_work,
     )
     return result, json.loads((main_work / "summary.json").read_text())
 
@@ -63,7 +68,9 @@ def test_main_job_passes_and_summarises(main_run: tuple[Any, dict[str, Any]]) ->
     assert {g["name"] for g in summary["gates"]["gates"]} >= {"non_inferior_to_baseline"}
 
 
-def test_next_run_is_judged_against_the_champion(main_run: tuple[Any, dict[str, Any]], main_work: Path) -> None:
+def test_next_run_is_judged_against_the_champion(
+    main_run: tuple[Any, dict[str, Any]], main_work: Path
+) -> None:
     """After v0001 is promoted, the next run's evaluate step fetches it from the registry and
     adds a non-inferiority gate against it; the new version records whom it was compared with."""
     assert run_cli("models", "promote", "v0001", cwd=main_work).returncode == 0
