@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,12 @@ def _run_dir(summary: dict[str, Any]) -> Path:
     return Path(summary["run_dir"])
 
 
+def _run(work: Path, *args: str, summary: str = "s.json") -> tuple[CompletedProcess[str], dict[str, Any]]:
+    """``shopfloor run ARGS`` in ``work``; returns the process and the JSON summary it wrote."""
+    result = run_cli("run", *args, "--output", str(work / "runs"), "--summary", str(work / summary), cwd=work)
+    return result, json.loads((work / summary).read_text())
+
+
 @pytest.fixture(scope="module")
 def main_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("main")
@@ -34,15 +41,7 @@ def main_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def main_run(main_work: Path) -> tuple[Any, dict[str, Any]]:
-    result = run_cli(
-        "run",
-        "--output",
-        str(main_work / "runs"),
-        "--summary",
-        str(main_work / "summary.json"),
-        cwd=main_work,
-    )
-    return result, json.loads((main_work / "summary.json").read_text())
+    return _run(main_work, summary="summary.json")
 
 
 def test_main_job_passes_and_summarises(main_run: tuple[Any, dict[str, Any]]) -> None:
@@ -74,10 +73,7 @@ def test_next_run_is_judged_against_the_champion(
     """After v0001 is promoted, the next run's evaluate step fetches it from the registry and
     adds a non-inferiority gate against it; the new version records whom it was compared with."""
     assert run_cli("models", "promote", "v0001", cwd=main_work).returncode == 0
-    result = run_cli(
-        "run", "--output", str(main_work / "runs"), "--summary", str(main_work / "second.json"), cwd=main_work
-    )
-    summary = json.loads((main_work / "second.json").read_text())
+    result, summary = _run(main_work, summary="second.json")
     assert result.returncode == 0, result.stderr
     assert summary["champion"] == {"version": "v0001"}
     champion_gate = [g for g in summary["gates"]["gates"] if g["name"] == "non_inferior_to_champion"]
@@ -157,22 +153,12 @@ BAD_INPUTS = {
 def test_bad_input_stops_before_training(case: str, real_frame: pd.DataFrame, tmp_path: Path) -> None:
     write, column = BAD_INPUTS[case]
     data = write(real_frame, tmp_path)
-    result = run_cli(
-        "run",
-        "--data",
-        str(data),
-        "--output",
-        str(tmp_path / "runs"),
-        "--summary",
-        str(tmp_path / "s.json"),
-        cwd=tmp_path,
-    )
+    result, summary = _run(tmp_path, "--data", str(data))
     assert result.returncode != 0
     reason = result.stderr.strip().splitlines()[-1]
     assert reason.startswith("error: validation failed:") and column in reason, reason
     if case in ("celsius", "negative speed", "unknown type", "duplicate ids"):
         assert " e.g. " in reason, reason  # examples of the offending values
-    summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["validation"]["success"] is False
     assert any(f.get("column") == column or column in f["message"] for f in summary["validation"]["failures"])
     run = _run_dir(summary)
@@ -203,19 +189,9 @@ def test_failed_gate_produces_no_edge_model(tmp_path: Path) -> None:
         policy["gates"] = [{"metric": "pr_auc", "min_ci_low": 0.99}]
 
     params = _params(tmp_path, impossible, epochs=5)
-    result = run_cli(
-        "run",
-        "--params",
-        str(params),
-        "--output",
-        str(tmp_path / "runs"),
-        "--summary",
-        str(tmp_path / "s.json"),
-        cwd=tmp_path,
-    )
+    result, summary = _run(tmp_path, "--params", str(params))
     assert result.returncode != 0
     assert "gates failed: pr_auc" in result.stderr and "below 0.990" in result.stderr
-    summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["gates"]["passed"] is False
     assert summary["artifacts"]["litert_int8"] is None
     assert not (_run_dir(summary) / "convert").exists()
@@ -228,19 +204,9 @@ def test_failed_equivalence_fails_the_run(tmp_path: Path) -> None:
         policy["equivalence"]["int8"]["max_abs_probability_diff"] = 0.0  # int8 cannot be exact
 
     params = _params(tmp_path, strict_equivalence, epochs=5)
-    result = run_cli(
-        "run",
-        "--params",
-        str(params),
-        "--output",
-        str(tmp_path / "runs"),
-        "--summary",
-        str(tmp_path / "s.json"),
-        cwd=tmp_path,
-    )
+    result, summary = _run(tmp_path, "--params", str(params))
     assert result.returncode != 0
     assert "equivalence failed: int8: max_abs_probability_diff" in result.stderr
-    summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["gates"]["passed"] is True and summary["equivalence"]["passed"] is False
     edge = _run_dir(summary) / "convert" / "edge_model"
     assert not (edge / "model_int8.tflite").exists()
