@@ -51,7 +51,8 @@ class InputStatistics(Collector):
     thousands of values costs less per value than per-request binning.
     """
 
-    FLUSH_ROWS = 8192
+    # Small enough that one flush (~0.2 ms at 1024 rows) never shows in p99 latency.
+    FLUSH_ROWS = 1024
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
