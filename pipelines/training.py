@@ -8,15 +8,13 @@ ingest -> validate -> train -> evaluate (against baseline and champion)
 from kfp import dsl, kubernetes
 
 from shopfloor.components import convert, deploy_cloud, evaluate, ingest, register, train, validate
+from shopfloor.deploy.render import DEFAULT_S3_SECRET, S3_SECRET_KEYS
 
-#: Kubernetes secret holding S3/MinIO credentials (AWS_* keys); optional, so embedded and
-#: public data need none. Credentials never travel as pipeline parameters.
-S3_SECRET = "shopfloor-s3-credentials"
-_S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
-    "SHOPFLOOR_S3_ENDPOINT": "SHOPFLOOR_S3_ENDPOINT",
-}
+#: The one Kubernetes secret holding S3/MinIO credentials, shared with the predictor; optional
+#: for pipeline steps, so embedded and public data need none. Credentials never travel as
+#: pipeline parameters.
+S3_SECRET = DEFAULT_S3_SECRET
+_S3_ENV = {key: key for key in S3_SECRET_KEYS}
 
 
 def _s3_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:

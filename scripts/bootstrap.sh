@@ -20,8 +20,13 @@ stamp=.venv/.shopfloor-lock
 want=$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing locked dependencies into .venv (first time: several minutes, ~2 GB)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements/lock.txt
-  .venv/bin/python -m pip install --quiet --no-deps -e .
+  log=.venv/bootstrap.log
+  if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
+         && .venv/bin/python -m pip install --quiet -r requirements/lock.txt \
+         && .venv/bin/python -m pip install --quiet --no-deps -e . ; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "dependency installation failed; full log: $log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

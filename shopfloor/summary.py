@@ -82,6 +82,7 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
             else None,
             "litert_int8": str(edge / "model_int8.tflite") if (edge / "model_int8.tflite").exists() else None,
             "validation_report": str(paths["validation"]) if paths["validation"].exists() else None,
+            "validation_html": str(paths["validation_html"]) if paths["validation_html"].exists() else None,
             "evaluation": str(paths["evaluation"]) if paths["evaluation"].exists() else None,
         },
     }

@@ -20,7 +20,7 @@ def test_compile_is_deterministic_and_loadable(tmp_path: Path) -> None:
     assert loaded.name == "shopfloor-training"
     spec, platform = yaml.safe_load_all(first)  # pipeline spec + Kubernetes platform spec
     secret = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"]
-    assert secret["secretAsEnv"][0]["secretName"] == "shopfloor-s3-credentials"
+    assert secret["secretAsEnv"][0]["secretName"] == "shopfloor-s3"
     tasks = spec["root"]["dag"]["tasks"]
     assert {"ingest", "validate", "train", "evaluate", "condition-1"} <= set(tasks)
     assert tasks["condition-1"]["taskInfo"]["name"] == "gates-passed"
@@ -35,7 +35,7 @@ def test_compile_is_deterministic_and_loadable(tmp_path: Path) -> None:
 
 def test_compiled_yaml_holds_no_credentials(tmp_path: Path) -> None:
     text = compile_pipeline(tmp_path / "p.yaml").read_text()
-    assert "shopfloor-s3-credentials" in text  # secret referenced by name only
+    assert "shopfloor-s3" in text  # secret referenced by name only
     for word in ("AKIA", "secret_key=", "password"):
         assert word not in text
 
