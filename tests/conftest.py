@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -37,3 +38,29 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """One S3-protocol server (moto) on a free loopback port for the whole test session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def use_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str, bucket: str, *, access: str = "testing",
+           secret: str = "testing") -> None:
+    """Point shopfloor's S3 client at ``endpoint`` (environment only, as in production) and
+    make sure ``bucket`` exists."""
+    from shopfloor.data import s3
+
+    monkeypatch.setenv("SHOPFLOOR_S3_ENDPOINT", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    client = s3.client()
+    if not client.bucket_exists(bucket):
+        client.make_bucket(bucket)

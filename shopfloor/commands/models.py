@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shopfloor.registry.core import CHAMPION
+
 app = typer.Typer(
     help="Model registry: versions, aliases, promotion.", no_args_is_help=True, add_completion=False
 )
@@ -176,7 +178,7 @@ def promote(
 
     def body() -> None:
         reg = _open(registry, model)
-        before = reg.resolve("champion", env)
+        before = reg.resolve(CHAMPION, env)
         if before == version:
             out.print(f"champion ({env}) is already {version}", highlight=False)
             return

@@ -25,9 +25,9 @@ from shopfloor.deploy.render import (
     render_objects,
 )
 from shopfloor.deploy.validate import object_errors
+from shopfloor.registry.core import CANDIDATE, CHAMPION
 
 Outcome = Literal["deployed", "unchanged", "rolled_back", "failed"]
-CHAMPION = "champion"
 CANARY = "canary"
 #: KServe modelStatus.transitionStatus values that will not heal by waiting.
 _TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
@@ -230,7 +230,7 @@ def spec_from_registry(registry: Any, version: str, **overrides: Any) -> Predict
 
 def default_version(registry: Any, env: str = "cloud") -> str:
     """The version to deploy when none is named: the env's ``candidate`` alias, else the newest."""
-    candidate: str | None = registry.resolve("candidate", env)
+    candidate: str | None = registry.resolve(CANDIDATE, env)
     if candidate:
         return candidate
     versions: list[str] = registry.list_versions()

@@ -53,6 +53,8 @@ DEFAULT_MODEL = "ai4i-failure"
 DEFAULT_ROOT = Path("~/.shopfloor/registry")
 ENV_VAR = "SHOPFLOOR_REGISTRY"
 SCHEMA = 1
+#: Alias names the project moves: a registered model starts as candidate, serves as champion.
+CANDIDATE = "candidate"
 CHAMPION = "champion"
 
 _VERSION = re.compile(r"^v(\d{4,})$")

@@ -9,9 +9,7 @@ from typing import Any
 
 from shopfloor.registry import open_registry
 from shopfloor.registry.assemble import assemble_from_artifacts
-
-CANDIDATE = "candidate"
-CHAMPION = "champion"
+from shopfloor.registry.core import CANDIDATE, CHAMPION
 
 
 def fetch_champion(registry_uri: str | None, env: str, dest: Path) -> str | None:

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import io
-import socket
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from shopfloor.data import loader, s3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+from tests.conftest import use_s3
 
 
 @pytest.fixture
 def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("SHOPFLOOR_S3_ENDPOINT", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = s3.client()
-    if not client.bucket_exists("plant"):
-        client.make_bucket("plant")
+    use_s3(monkeypatch, s3_endpoint, "plant")
     return s3_endpoint
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from shopfloor.data import s3
 from shopfloor.registry import open_registry
+from tests.conftest import use_s3
 from tests.unit.test_registry_fixtures import make_run_dir, make_version_dir
 
 BUCKET = "models"
@@ -20,23 +19,9 @@ SECRET = "s3cr3t-never-printed-" + "x" * 8
 ACCESS = "AKIA-registry-test"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def uri(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("SHOPFLOOR_S3_ENDPOINT", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    client = s3.client()
-    if not client.bucket_exists(BUCKET):
-        client.make_bucket(BUCKET)
+def uri(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    use_s3(monkeypatch, s3_endpoint, BUCKET, access=ACCESS, secret=SECRET)
     return f"s3://{BUCKET}/registry/{uuid.uuid4().hex[:8]}"
 
 

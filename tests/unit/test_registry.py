@@ -6,7 +6,6 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,35 +22,18 @@ from shopfloor.registry import (
     assemble_version,
     open_registry,
 )
+from tests.conftest import use_s3
 from tests.unit.test_registry_fixtures import make_run_dir, make_version_dir
 
 BUCKET = "registry-test"
 RUNS = Path(__file__).resolve().parents[2] / "runs"
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free loopback port, with the test bucket created once."""
-    from minio import Minio
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    Minio(f"{host}:{port}", access_key="testing", secret_key="testing", secure=False,
-          region="us-east-1").make_bucket(BUCKET)
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture(params=["fs", "s3"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     if request.param == "fs":
         return Registry(FilesystemBackend(tmp_path / "registry"))
-    endpoint = request.getfixturevalue("moto_endpoint")
-    monkeypatch.setenv("SHOPFLOOR_S3_ENDPOINT", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    use_s3(monkeypatch, request.getfixturevalue("s3_endpoint"), BUCKET)
     return open_registry(f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}")
 
 
