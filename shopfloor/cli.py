@@ -145,10 +145,10 @@ def run(
             )
         return
 
-    from shopfloor.data.loader import DataLoadError, load
+    from shopfloor.data.loader import DataLoadError, check_source
 
-    try:  # fail fast on unreadable input, before any step starts
-        load(arguments["source"])
+    try:  # fail fast on a missing or unreadable source, before any step starts
+        check_source(arguments["source"])
     except (DataLoadError, RuntimeError) as exc:
         if summary:
             summary.write_text(

@@ -95,6 +95,35 @@ def read_table(raw: bytes, name: str) -> pd.DataFrame:
     raise DataLoadError(f"unsupported file type {suffix!r} for {name} (use .csv or .parquet)")
 
 
+SUPPORTED_SUFFIXES = (".csv", ".txt", "", ".parquet", ".pq")
+
+
+def check_source(uri: str | os.PathLike[str] | None = None) -> None:
+    """Cheap pre-flight: the source exists, is readable and has a supported type, without
+    downloading or parsing it (the pipeline's ingest step does that once)."""
+    source = str(uri) if uri is not None else EMBEDDED_DATASET
+    if source == EMBEDDED_DATASET:
+        return
+    parsed = urlparse(source)
+    suffix = Path(parsed.path if parsed.scheme else source).suffix.lower()
+    if parsed.scheme == "s3":
+        from shopfloor.data.s3 import stat_object
+
+        stat_object(parsed.netloc, parsed.path.lstrip("/"))
+    elif parsed.scheme not in ("", "file"):
+        raise DataLoadError(f"unsupported URI scheme {parsed.scheme!r} in {source!r} (use a path or s3://)")
+    else:
+        path = Path(parsed.path if parsed.scheme == "file" else source)
+        if not path.exists():
+            raise DataLoadError(f"data file not found: {path}")
+        if not path.is_file():
+            raise DataLoadError(f"data path is not a file: {path}")
+        if not os.access(path, os.R_OK):
+            raise DataLoadError(f"cannot read {path}: permission denied")
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataLoadError(f"unsupported file type {suffix!r} for {source} (use .csv or .parquet)")
+
+
 def load(uri: str | os.PathLike[str] | None = None) -> Dataset:
     """Load a table into the canonical schema and compute its data version.
 

@@ -41,3 +41,13 @@ def read_object(bucket: str, key: str) -> bytes:
     finally:
         response.close()
         response.release_conn()
+
+
+def stat_object(bucket: str, key: str) -> None:
+    """Check that an object exists and is readable with these credentials (no download)."""
+    from shopfloor.data.loader import DataLoadError
+
+    try:
+        client().stat_object(bucket, key)
+    except S3Error as exc:
+        raise DataLoadError(f"cannot read s3://{bucket}/{key}: {exc.code}") from exc

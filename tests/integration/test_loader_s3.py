@@ -33,6 +33,8 @@ def test_s3_csv_and_parquet_load_like_local(s3_env: str, real_frame: pd.DataFram
 def test_missing_object_is_named(s3_env: str) -> None:
     with pytest.raises(loader.DataLoadError, match=r"cannot read s3://plant/nope.csv: NoSuchKey"):
         loader.load("s3://plant/nope.csv")
+    with pytest.raises(loader.DataLoadError, match=r"cannot read s3://plant/nope.csv: NoSuchKey"):
+        loader.check_source("s3://plant/nope.csv")
 
 
 def test_missing_endpoint_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:

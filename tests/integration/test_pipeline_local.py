@@ -175,6 +175,18 @@ def test_missing_file_fails_fast(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_unparseable_file_stops_at_ingest(tmp_path: Path) -> None:
+    data = tmp_path / "broken.parquet"
+    data.write_bytes(b"PAR1 but not really parquet")
+    result, summary = _run(tmp_path, "--data", str(data))
+    assert result.returncode != 0
+    reason = result.stderr.strip().splitlines()[-1]
+    assert "cannot parse broken.parquet" in reason, reason
+    assert summary["validation"]["success"] is False and summary["data_version"] is None
+    run = _run_dir(summary)
+    assert not (run / "validate").exists() and not (run / "train").exists()
+
+
 def _params(tmp_path: Path, policy_changes: Callable[[dict[str, Any]], None], epochs: int) -> Path:
     policy = yaml.safe_load(Path(load_policy()["source"]).read_text())
     policy_changes(policy)

@@ -58,3 +58,19 @@ def test_unreadable_input_is_named(tmp_path: Path, name: str, content: bytes | N
 def test_unsupported_scheme() -> None:
     with pytest.raises(loader.DataLoadError, match="unsupported URI scheme 'http'"):
         loader.load("http://example.invalid/data.csv")
+
+
+def test_check_source_is_cheap_and_names_the_problem(tmp_path: Path) -> None:
+    loader.check_source(None)
+    loader.check_source(loader.embedded_path())
+    (tmp_path / "garbage.parquet").write_bytes(b"not parsed by the pre-flight")
+    loader.check_source(tmp_path / "garbage.parquet")  # existence and type only: ingest parses
+    with pytest.raises(loader.DataLoadError, match="data file not found"):
+        loader.check_source(tmp_path / "nope.csv")
+    with pytest.raises(loader.DataLoadError, match="data path is not a file"):
+        loader.check_source(tmp_path)
+    (tmp_path / "d.xlsx").write_bytes(b"x")
+    with pytest.raises(loader.DataLoadError, match=r"unsupported file type '\.xlsx'"):
+        loader.check_source(tmp_path / "d.xlsx")
+    with pytest.raises(loader.DataLoadError, match="unsupported URI scheme 'ftp'"):
+        loader.check_source("ftp://plant/data.csv")
