@@ -58,14 +58,26 @@ def file_hashes(directory: Path) -> dict[str, str]:
     }
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON via a temp file and rename: readers never see half a file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: readers never see half a file,
+    and a failure leaves no temp file behind. Mode 0644: artifacts are read by other users
+    (KFP UI, reviewers), while mkstemp alone would make them 0600."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """JSON (sorted keys) written atomically; serialised first, so a bad payload writes nothing."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_manifest(directory: Path, kind: str, *, data_version: str, **fields: Any) -> dict[str, Any]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from shopfloor.lineage import write_text_atomic
 
 
 @dataclass
@@ -87,20 +87,6 @@ def _short(values: list[Any]) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are read by other users (UI, reviewers)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -160,5 +146,5 @@ def render_html(report: ValidationReport) -> str:
 
 def write_report(report: ValidationReport, json_path: Path, html_path: Path) -> None:
     """Write the JSON result and the HTML report, each atomically."""
-    _atomic_write(Path(json_path), json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
-    _atomic_write(Path(html_path), render_html(report))
+    write_text_atomic(Path(json_path), json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(Path(html_path), render_html(report))
