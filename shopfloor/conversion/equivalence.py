@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from shopfloor.evaluation.stats import Estimate, bootstrap_indices, percentile_interval, wilson_interval
+from shopfloor.evaluation.metrics import bootstrap_weights, metric_samples
+from shopfloor.evaluation.stats import Estimate, percentile_interval, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,16 @@ def equivalence_limits(fmt: str, policy_path: Path | None = None) -> dict[str, f
     return {k: float(v) for k, v in section[fmt].items()}
 
 
-def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision (area under the precision-recall curve), ties handled by sklearn."""
-    from sklearn.metrics import average_precision_score
+def _pr_auc_samples(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """PR-AUC under each weight row, by evaluation's one implementation (ties grouped as sklearn)."""
+    return metric_samples(y_true, scores, weights, threshold=0.5, target_precision=1.0)["pr_auc"]
 
-    if y_true.sum() == 0:
+
+def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve); NaN without positives."""
+    if np.asarray(y_true).sum() == 0:
         return float("nan")
-    return float(average_precision_score(y_true, scores))
+    return float(_pr_auc_samples(y_true, scores, np.ones((1, len(y_true))))[0])
 
 
 @dataclass
@@ -131,8 +135,8 @@ def check_equivalence(
     diff = np.abs(ref - cand)
     ref_auc, cand_auc = pr_auc(y, ref), pr_auc(y, cand)
     if np.isfinite(ref_auc) and n_resamples > 0:
-        idx = bootstrap_indices(y, n_resamples, seed)
-        samples = np.array([pr_auc(y[i], ref[i]) - pr_auc(y[i], cand[i]) for i in idx])
+        weights = bootstrap_weights(y, n_resamples, seed)  # paired: same resamples for both
+        samples = _pr_auc_samples(y, ref, weights) - _pr_auc_samples(y, cand, weights)
         drop = percentile_interval(ref_auc - cand_auc, samples, confidence)
     else:
         drop = Estimate(ref_auc - cand_auc, float("nan"), float("nan"))

@@ -21,7 +21,7 @@ from shopfloor.evaluation.policy import load_policy
 from shopfloor.evaluation.stats import Estimate
 from shopfloor.training import baseline as baseline_model
 from shopfloor.training.features import FeatureSpec
-from shopfloor.training.train import FEATURE_SPEC, load_baseline, score_saved_model
+from shopfloor.training.train import FEATURE_SPEC, load_baseline, saved_model_scorer
 
 EVALUATION = "evaluation.json"
 VERDICT = "verdict.json"
@@ -103,21 +103,23 @@ def evaluate_step(
     y_val, y_test = validation[schema.TARGET].to_numpy(), test[schema.TARGET].to_numpy()
 
     gbm = load_baseline(model_dir)
+    candidate_score = saved_model_scorer(model_dir)
     scores = {
-        "keras": score_saved_model(model_dir, x_test),
+        "keras": candidate_score(x_test),
         "baseline": baseline_model.predict_baseline(gbm, x_test),
     }
     thresholds = {
-        "keras": metrics.choose_threshold(y_val, score_saved_model(model_dir, x_val), target_precision),
+        "keras": metrics.choose_threshold(y_val, candidate_score(x_val), target_precision),
         "baseline": metrics.choose_threshold(
             y_val, baseline_model.predict_baseline(gbm, x_val), target_precision
         ),
     }
     if champion_dir is not None:
         champ_spec = FeatureSpec.load(Path(champion_dir) / FEATURE_SPEC)
-        scores["champion"] = score_saved_model(champion_dir, champ_spec.transform(test))
+        champion_score = saved_model_scorer(champion_dir)
+        scores["champion"] = champion_score(champ_spec.transform(test))
         thresholds["champion"] = metrics.choose_threshold(
-            y_val, score_saved_model(champion_dir, champ_spec.transform(validation)), target_precision
+            y_val, champion_score(champ_spec.transform(validation)), target_precision
         )
 
     tables = {name: metric_table(test, s, thresholds[name], policy, seed) for name, s in scores.items()}

@@ -6,7 +6,6 @@ test split cannot push a model through and an unlucky one cannot block a good mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,20 +39,6 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> Es
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
 
 
-def bootstrap_indices(y_true: np.ndarray, n_resamples: int, seed: int, stratified: bool = True) -> np.ndarray:
-    """Resample row indices (n_resamples x n), stratified by class so every resample keeps
-    its positives: with ~3 % failures an unstratified resample can hold almost none."""
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    if not stratified:
-        return rng.integers(0, n, size=(n_resamples, n))
-    parts = []
-    for label in np.unique(y_true):
-        idx = np.flatnonzero(y_true == label)
-        parts.append(idx[rng.integers(0, len(idx), size=(n_resamples, len(idx)))])
-    return np.concatenate(parts, axis=1)
-
-
 def percentile_interval(point: float, samples: np.ndarray, confidence: float = 0.95) -> Estimate:
     """Percentile bootstrap interval around a point estimate."""
     finite = samples[np.isfinite(samples)]
@@ -62,19 +47,3 @@ def percentile_interval(point: float, samples: np.ndarray, confidence: float = 0
     alpha = (1 - confidence) / 2
     low, high = np.quantile(finite, [alpha, 1 - alpha])
     return Estimate(float(point), float(low), float(high))
-
-
-def bootstrap_metric(
-    metric: Callable[[np.ndarray, np.ndarray], float],
-    y_true: np.ndarray,
-    scores: np.ndarray,
-    *,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    indices: np.ndarray | None = None,
-    confidence: float = 0.95,
-) -> Estimate:
-    """Metric on the full set with a stratified percentile-bootstrap interval."""
-    idx = bootstrap_indices(y_true, n_resamples, seed) if indices is None else indices
-    samples = np.array([metric(y_true[i], scores[i]) for i in idx])
-    return percentile_interval(metric(y_true, scores), samples, confidence)

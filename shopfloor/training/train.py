@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,19 @@ def _as_int(name: str, value: Any) -> int:
     return int(float(value))
 
 
-def score_saved_model(model_dir: Path, features: np.ndarray) -> np.ndarray:
-    """Probabilities from the exported serving signature: what is shipped is what is judged."""
+def saved_model_scorer(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Load the exported serving signature once; the returned function gives probabilities.
+    What is shipped is what is judged."""
     signature = model.load_signature(Path(model_dir) / SAVED_MODEL)
-    out = signature(features=features.astype(np.float32))
-    return np.asarray(next(iter(out.values()))).reshape(-1)
+
+    def score(features: np.ndarray) -> np.ndarray:
+        out = signature(features=features.astype(np.float32))
+        return np.asarray(next(iter(out.values()))).reshape(-1)
+
+    return score
+
+
+def score_saved_model(model_dir: Path, features: np.ndarray) -> np.ndarray:
+    """Probabilities for one feature matrix (loads the SavedModel; use saved_model_scorer to
+    score several)."""
+    return saved_model_scorer(model_dir)(features)
