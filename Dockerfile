@@ -9,13 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2
 
 WORKDIR /opt/shopfloor
-# Dependencies first (cached layer): the runtime set, pinned by the same lock CI uses.
+# Exactly the pipeline extra (every component's dependencies, nothing else), at the pins of
+# the lock CI uses; tests/install/test_extras.py installs and runs the same extra.
 COPY requirements/lock.txt requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY shopfloor shopfloor
 COPY components components
 COPY pipelines pipelines
-RUN pip install -c requirements/lock.txt .
+RUN pip install -c requirements/lock.txt '.[pipeline]'
 
 # Lineage: the code version every manifest records (docker build --build-arg SHOPFLOOR_GIT_SHA=$(git rev-parse HEAD)).
 ARG SHOPFLOOR_GIT_SHA=unknown

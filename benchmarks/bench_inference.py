@@ -20,9 +20,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from shopfloor.conversion.equivalence import measure_latency, model_size_bytes
-from shopfloor.conversion.runtime import LiteRTModel
 from shopfloor.data.ingest import read_split
-from shopfloor.training.features import FeatureSpec
+from shopfloor.inference.features import Featurizer
+from shopfloor.inference.runtime import LiteRTModel
 from shopfloor.training.train import load_baseline, params_from_dict
 
 
@@ -39,7 +39,7 @@ def make_run(work: Path) -> Path:
     from shopfloor.training.train import train_step
 
     data, model, evaluation = work / "ingest/dataset", work / "train/model", work / "evaluate/evaluation"
-    version = ingest("embedded:ai4i2020", data)["data_version"]
+    version = ingest("embedded:ai4i2020", data).outputs["data_version"]
     train_step(data, model, params_from_dict({}), version)
     evaluate_step(data, model, evaluation, data_version=version)
     convert_step(
@@ -57,7 +57,7 @@ def bench(run: Path, n_fast: int, n_slow: int) -> None:
     import tensorflow as tf
 
     model_dir, edge = run / "train/model", run / "convert/edge_model"
-    spec = FeatureSpec.load(model_dir / "feature_spec.json")
+    spec = Featurizer.load(model_dir / "feature_spec.json")
     x = spec.transform(read_split(run / "ingest/dataset", "test"))
     row = x[0].copy()
     rows: list[tuple[str, dict[str, float], int]] = []

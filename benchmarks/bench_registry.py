@@ -35,16 +35,21 @@ def real_run() -> Path | None:
 
 
 def synthetic_run(root: Path) -> Path:
-    """A run-dir layout with real-sized random payloads (no TF needed)."""
+    """A run-dir layout with real-sized payloads (no TF needed): random SavedModel bytes and
+    valid LiteRT files padded to the real files' sizes (publishing loads them)."""
     sys.path.insert(0, str(REPO))
-    from tests.unit.test_registry_fixtures import make_run_dir
+    from shopfloor.contract import litert_file
+    from tests.fixtures.versions import SPEC, make_run_dir, tiny_litert
 
     run = make_run_dir(root)
     sizes = {"train/model/saved_model/saved_model.pb": 65_000,
-             "train/model/saved_model/variables/variables.data-00000-of-00001": 25_000,
-             "convert/edge_model/model_float32.tflite": 15_000, "convert/edge_model/model_int8.tflite": 9_000}
+             "train/model/saved_model/variables/variables.data-00000-of-00001": 25_000}
     for rel, size in sizes.items():
         (run / rel).write_bytes(os.urandom(size))
+    for fmt, size in (("float32", 15_000), ("int8", 9_000)):
+        model = tiny_litert(len(SPEC.names))
+        (run / "convert/edge_model" / litert_file(fmt)).write_bytes(
+            tiny_litert(len(SPEC.names), pad_bytes=max(0, size - len(model) - 64)))
     return run
 
 
@@ -62,7 +67,7 @@ def bench(reg: Registry, version_dir: Path, work: Path, repeats: int) -> tuple[f
     versions: list[str] = []
 
     def put(_: int) -> None:
-        versions.append(reg.publish(version_dir, run_id="bench")["version"])
+        versions.append(reg.publish(version_dir, run_id="bench").version)
 
     put_s = median_time(put, repeats)
 

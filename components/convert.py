@@ -6,7 +6,7 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 from shopfloor.components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def convert(
     dataset: Input[Dataset],
     model: Input[Model],
@@ -17,25 +17,40 @@ def convert(
     equivalence: Output[Artifact],
     metrics: Output[Metrics],
 ) -> None:
-    """Fails the task when a converted model is not equivalent under the policy; the
-    equivalence report is written either way, the edge model only when it passes."""
+    """Convert the SavedModel to LiteRT float32 and int8 and check each against it.
+
+    The equivalence report is written either way, the edge model only when every format is
+    equivalent under the policy; otherwise the task fails naming each failed limit.
+
+    Args:
+        dataset: Train split (int8 calibration) and test split (equivalence) from ingest.
+        model: The gated SavedModel with its feature spec.
+        evaluation: Evaluation artifact: the decision threshold and the bootstrap seed.
+        data_version: Content hash of the data, recorded in the reports.
+        policy_yaml: Release policy as YAML text; empty applies the policy shipped in the image.
+
+    Returns:
+        edge_model: LiteRT files, golden inputs/outputs, feature spec and decision for the edge.
+        equivalence: Equivalence report per format: agreement, probability differences,
+            PR-AUC drop, size and single-row latency.
+        metrics: Agreement, differences, sizes and latency per format, for the KFP UI.
+    """
     from pathlib import Path
 
     from shopfloor.conversion.step import convert_step
-    from shopfloor.evaluation.policy import policy_file
+    from shopfloor.evaluation.policy import policy_from_text
+    from shopfloor.steps import recorded_failure
 
-    with policy_file(policy_yaml) as policy_path:
-        outcome = convert_step(
+    with recorded_failure("convert", equivalence.path):
+        result = convert_step(
             Path(dataset.path),
             Path(model.path),
             Path(evaluation.path),
             Path(edge_model.path),
             Path(equivalence.path),
             data_version=data_version,
-            policy_path=policy_path,
+            policy=policy_from_text(policy_yaml),
         )
-    for fmt, report in outcome["equivalence"].items():
-        metrics.log_metric(f"{fmt}_agreement", report["agreement"]["value"])
-        metrics.log_metric(f"{fmt}_max_abs_diff", report["max_abs_probability_diff"])
-    if not outcome["passed"]:
-        raise RuntimeError(outcome["reason"])
+        for name, value in result.finite_metrics().items():
+            metrics.log_metric(name, value)
+        result.raise_for_verdict()

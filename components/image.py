@@ -1,6 +1,10 @@
 """The container image every component runs in (built from the repo's Dockerfile)."""
 
-import os
+from shopfloor import settings
 
-#: Override at compile time with SHOPFLOOR_IMAGE (e.g. a registry inside an air-gapped plant).
-IMAGE = os.environ.get("SHOPFLOOR_IMAGE", "ghcr.io/shopfloor-mlops/shopfloor:0.1.0")
+#: SHOPFLOOR_IMAGE at compile time (e.g. a registry inside an air-gapped plant), else the project
+#: image of this package version.
+IMAGE = settings.pipeline_image()
+
+# Every component is declared with install_kfp_package=False: the image already holds the
+# pinned kfp, and a pip check at the start of every step only costs time (locally and in pods).

@@ -13,16 +13,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     TF_CPP_MIN_LOG_LEVEL=2
 
 WORKDIR /app
-# Only what serving imports (no TensorFlow, KFP or Great Expectations: the default int8 and
-# float32 formats run on LiteRT; --format saved_model needs tensorflow-cpu added here),
-# at the exact versions of the lock file.
+# Exactly the serve extra (KServe + LiteRT + minio; no TensorFlow, KFP or Great Expectations:
+# the default int8 and float32 formats run on LiteRT, --format saved_model would need
+# tensorflow-cpu added), at the pins of the lock CI uses; tests/install/test_extras.py installs
+# and runs the same extra.
 COPY requirements/lock.txt requirements/lock.txt
-RUN pip install -c requirements/lock.txt kserve ai-edge-litert numpy pandas pyarrow minio pyyaml typer rich
 COPY pyproject.toml README.md ./
 COPY shopfloor shopfloor
 COPY components components
 COPY pipelines pipelines
-RUN pip install --no-deps . \
+RUN pip install -c requirements/lock.txt '.[serve]' \
     && useradd --system --uid 10001 --home-dir /home/predictor --create-home predictor
 
 USER 10001

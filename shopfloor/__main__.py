@@ -1,5 +1,5 @@
 """``python -m shopfloor`` is the ``shopfloor`` command."""
 
-from shopfloor.cli import app
+from shopfloor.cli import main
 
-app()
+main()

@@ -1,81 +1,110 @@
-"""The ``shopfloor`` command: wiring only; every decision lives in the library."""
+"""The ``shopfloor`` command: wiring only; every decision lives in the library.
+
+Errors: library code raises :mod:`shopfloor.errors` categories; :class:`ShopfloorGroup` turns
+each into one line on stderr and the category's documented exit code (README, "Exit codes"),
+for every command and sub-command alike. Anything else is a bug and keeps its traceback
+(without local variables: they may hold credentials). Heavy libraries are imported inside the
+commands that need them, so ``shopfloor --help`` and light commands start fast.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
 
-from shopfloor.commands import deploy as deploy_commands
-from shopfloor.commands import models as models_commands
-from shopfloor.commands import serve as serve_commands
+from shopfloor.errors import InvalidInputError, ShopfloorError, bounded
 
-app = typer.Typer(help="shopfloor: MLOps for the factory floor.", no_args_is_help=True, add_completion=False)
+
+class ShopfloorGroup(TyperGroup):
+    """The root command group: the one place errors become exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShopfloorError as exc:
+            typer.echo(f"error: {bounded(str(exc))}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+from shopfloor.commands import deploy as deploy_commands  # noqa: E402
+from shopfloor.commands import edge as edge_commands  # noqa: E402
+from shopfloor.commands import keys as keys_commands  # noqa: E402
+from shopfloor.commands import models as models_commands  # noqa: E402
+from shopfloor.commands import report as report_commands  # noqa: E402
+from shopfloor.commands import serve as serve_commands  # noqa: E402
+
+app = typer.Typer(
+    cls=ShopfloorGroup,
+    help="shopfloor: MLOps for the factory floor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(
     models_commands.app, name="models", help="Versioned model registry: list, show, promote, rollback."
 )
 app.add_typer(deploy_commands.app, name="deploy", help="Deploy registry versions to the cloud cluster.")
+app.add_typer(edge_commands.app, name="edge", help="Factory edge: LiteRT runtime, sites, push, rollout.")
+app.add_typer(keys_commands.app, name="keys", help="Signing keys for model versions.")
 app.command("serve")(serve_commands.serve)
-console = Console(stderr=True)
-out = Console()
-
-PIPELINE_PARAMETERS = (
-    "seed",
-    "validation_fraction",
-    "test_fraction",
-    "train_params",
-    "policy_yaml",
-    "registry",
-    "env",
-    "deploy",
-    "deploy_namespace",
-    "predictor_image",
-)
+app.command("report")(report_commands.report)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+#: Largest --params file read (a parameter file, not a data file).
+MAX_PARAMS_BYTES = 1 << 20
 
 
 def _arguments(data: str | None, params: Path | None, registry: str | None = None) -> dict[str, Any]:
-    """Pipeline arguments from --data and a --params YAML (unknown keys are an error)."""
-    arguments: dict[str, Any] = {}
+    """Pipeline arguments from --params, --data and --registry, checked before anything runs
+    (names, types, ranges, the policy file: :func:`shopfloor.pipelines.params.check_arguments`)."""
+    import yaml
+
+    from shopfloor.pipelines.params import check_arguments
+
+    loaded: Any = {}
     if params is not None:
+        if not params.is_file():
+            raise InvalidInputError(f"--params {params} is not a file")
+        if params.stat().st_size > MAX_PARAMS_BYTES:
+            raise InvalidInputError(f"--params {params} is larger than {MAX_PARAMS_BYTES} bytes")
         try:
-            loaded = yaml.safe_load(params.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise _fail(f"cannot read --params {params}: {exc}", 2) from exc
+            loaded = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"cannot read --params {params}: {exc}") from None
+        except yaml.YAMLError as exc:
+            problem = bounded(str(exc), 200)
+            raise InvalidInputError(f"--params {params} is not valid YAML: {problem}") from None
         if not isinstance(loaded, dict):
-            raise _fail(f"--params {params} must hold a mapping of pipeline parameters", 2)
-        unknown = sorted(set(loaded) - {*PIPELINE_PARAMETERS, "source", "policy"})
-        if unknown:
-            raise _fail(
-                f"unknown pipeline parameters {unknown} in {params}; known: "
-                f"{sorted(PIPELINE_PARAMETERS)} (+ source, policy: a policy file path)",
-                2,
-            )
-        if "policy" in loaded:
-            loaded["policy_yaml"] = (params.parent / loaded.pop("policy")).read_text()
-        arguments.update(loaded)
+            raise InvalidInputError(f"--params {params} must hold a mapping of pipeline parameters")
+    arguments = dict(loaded)
     if data is not None:
         arguments["source"] = data
     if registry is not None:
         arguments["registry"] = registry
     arguments.setdefault("source", "embedded:ai4i2020")
-    return arguments
+    return check_arguments(arguments, base=params.parent if params is not None else None)
+
+
+#: How each check of a run is shown: passed, failed, or did not run (a run that stopped earlier).
+_CHECK_TEXT = {"passed": "pass", "failed": "FAIL", "not_run": "not run"}
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from shopfloor.summary import metric_rows
+    from rich.table import Table
 
+    from shopfloor.summary import check_status, metric_rows
+
+    out = _console()
     table = Table(title=f"shopfloor run: data {str(summary.get('data_version'))[:19]}", show_lines=False)
     for col in ("model", "PR-AUC [95% CI]", "ROC-AUC", "recall@precision", "F1@threshold"):
         table.add_column(col)
@@ -85,9 +114,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     checks = Table(show_header=True)
     checks.add_column("check")
     checks.add_column("result")
-    checks.add_row("validation", "pass" if summary["validation"]["success"] else "FAIL")
-    checks.add_row("gates", "pass" if summary["gates"]["passed"] else "FAIL")
-    checks.add_row("equivalence", "pass" if summary["equivalence"]["passed"] else "FAIL")
+    for check in ("validation", "gates", "equivalence"):
+        checks.add_row(check, _CHECK_TEXT[check_status(summary, check)])
     if summary.get("registry"):
         reg = summary["registry"]
         checks.add_row("registered", f"{reg['model']} {reg['version']} ({reg['alias']}, {reg['env']})")
@@ -103,6 +131,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for name, path in summary["artifacts"].items():
         if path:
             out.print(f"  {name}: {path}", highlight=False)
+
+
+def _write_summary(path: Path | None, payload: dict[str, Any]) -> None:
+    if path is None:
+        return
+    from shopfloor.lineage import write_json_atomic
+
+    try:
+        write_json_atomic(path, payload)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write --summary {path}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -131,47 +170,38 @@ def run(
 ) -> None:
     """Run the training pipeline (validate, train, evaluate, convert) and print its summary.
 
-    Exit status 0 only when validation, gates and equivalence all pass.
+    Exit status 0 only when validation, gates and equivalence all pass; 6 when a gate said no.
     """
     arguments = _arguments(data, params, registry)
     if host:
         from shopfloor.pipelines.run import submit
 
         submitted = submit(host, arguments, experiment=experiment, run_name=run_name)
-        out.print(f"submitted run {submitted['run_id']}: {submitted['url']}", highlight=False)
-        if summary:
-            summary.write_text(
-                json.dumps({"submitted": submitted, "arguments": _public(arguments)}, indent=2)
-            )
+        _console().print(f"submitted run {submitted['run_id']}: {submitted['url']}", highlight=False)
+        _write_summary(summary, {"submitted": submitted, "arguments": _public(arguments)})
         return
 
-    from shopfloor.data.loader import DataLoadError, check_source
+    from shopfloor.data.loader import check_source
 
     try:  # fail fast on a missing or unreadable source, before any step starts
         check_source(arguments["source"])
-    except (DataLoadError, RuntimeError) as exc:
-        if summary:
-            summary.write_text(
-                json.dumps({"status": "failed", "reason": str(exc), "source": arguments["source"]}, indent=2)
-            )
-        raise _fail(str(exc)) from exc
+    except ShopfloorError as exc:
+        _write_summary(summary, {"status": "failed", "reason": str(exc), "category": exc.category,
+                                 "source": arguments["source"]})
+        raise
 
+    from shopfloor.commands.report import progress_printer
     from shopfloor.pipelines.run import run_local
 
-    with console.status("starting pipeline") as status:
-        result = run_local(
-            arguments,
-            output,
-            stream_logs=verbose,
-            on_step=lambda step: status.update(f"running step [bold]{step}[/]"),
-        )
-    if summary:
-        summary.parent.mkdir(parents=True, exist_ok=True)
-        summary.write_text(json.dumps(result.summary, indent=2, default=str) + "\n")
+    with progress_printer(_console(stderr=True)) as on_event:
+        result = run_local(arguments, output, stream_logs=verbose, on_event=on_event)
+    _write_summary(summary, result.summary)
     _print_summary(result.summary)
+    if result.summary.get("report"):
+        _console().print(f"report: {result.summary['report']}", highlight=False)
     if result.summary["status"] != "passed":
-        raise _fail(result.summary["reason"])
-    out.print(f"[bold green]passed[/]: {result.summary['reason']}")
+        raise result.error()
+    _console().print(f"[bold green]passed[/]: {result.summary['reason']}")
 
 
 def _public(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +217,7 @@ def compile_(
     """Compile the training pipeline to KFP IR YAML (deterministic)."""
     from shopfloor.pipelines.run import compile_pipeline
 
-    out.print(f"wrote {compile_pipeline(output)}", highlight=False)
+    _console().print(f"wrote {compile_pipeline(output)}", highlight=False)
 
 
 @app.command()
@@ -204,6 +234,7 @@ def simulate(
     """Generate AI4I-like factory data, optionally with a named drift scenario."""
     from shopfloor.data import simulator
 
+    out = _console()
     if list_scenarios:
         for name, description in simulator.scenarios().items():
             out.print(f"{name}: {description}", highlight=False)
@@ -211,7 +242,7 @@ def simulate(
     try:
         frame = simulator.simulate(rows, n_machines=machines, seed=seed, scenario=scenario)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise InvalidInputError(str(exc)) from None
     target = output or Path(f"simulated-{scenario}-{seed}-{datetime.now():%Y%m%d%H%M%S}.csv")
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() in (".parquet", ".pq"):
@@ -224,9 +255,10 @@ def simulate(
     )
 
 
-def main() -> None:  # pragma: no cover - console entry point
+def main() -> None:
+    """Console entry point (``shopfloor`` and ``python -m shopfloor``)."""
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

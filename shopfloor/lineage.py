@@ -7,23 +7,33 @@ traced to the exact data, code and decisions that let it through.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
-import tempfile
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import shopfloor
+from shopfloor.contract import MANIFEST
+from shopfloor.settings import GIT_SHA
 
-MANIFEST = "manifest.json"
+#: Mode of every file shopfloor writes (artifacts, lineage manifests, reports, registry
+#: objects, fetched versions): 0644, further masked by the process umask (so 0644 under the
+#: usual 022, 0640 under 027). Artifacts are read by other users (the serving user of a
+#: registry on a shared mount, reviewers, the KFP UI), so no file is private by accident
+#: (``tempfile.mkstemp`` alone would make it 0600) and none is writable by others.
+#: Directories get 0777 masked by the umask, as ``mkdir`` makes them.
+FILE_MODE = 0o644
 
 
 def code_version() -> str:
     """Git SHA of the source tree when available (image builds pass SHOPFLOOR_GIT_SHA)."""
-    env = os.environ.get("SHOPFLOOR_GIT_SHA")
+    env = GIT_SHA.get()
     if env:
         return env
     try:
@@ -58,21 +68,52 @@ def file_hashes(directory: Path) -> dict[str, str]:
     }
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: readers never see half a file,
-    and a failure leaves no temp file behind. Mode 0644: artifacts are read by other users
-    (KFP UI, reviewers), while mkstemp alone would make them 0600."""
+def create_new(path: Path) -> BinaryIO:
+    """Create ``path`` (it must not exist, and is never a link) with :data:`FILE_MODE` for
+    writing. Only for files staged in a private directory that is itself renamed into place
+    (a registry fetch): everything else goes through :func:`atomic_writer`."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.fdopen(os.open(path, flags, FILE_MODE), "wb")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """The one way shopfloor writes a file: a temp file beside ``path``, fsync, rename.
+
+    Readers see the old file or the new one, never half of one; on any failure the temp
+    file is removed and ``path`` is untouched. The file is created with :data:`FILE_MODE`
+    (the kernel applies the umask), and never through a symbolic link.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
+        with create_new(tmp) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+def copy_file_atomic(source: Path, path: Path) -> None:
+    """Copy the regular file ``source`` to ``path`` atomically, streamed (see :func:`atomic_writer`)."""
+    with open(source, "rb") as src, atomic_writer(path) as fh:
+        while chunk := src.read(1 << 20):
+            fh.write(chunk)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

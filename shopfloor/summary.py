@@ -10,61 +10,86 @@ import json
 from pathlib import Path
 from typing import Any
 
-#: Task output directories of a run, by what they hold (KFP local layout: task/output-name).
-STEP_OUTPUTS = {
-    "dataset": ("ingest", "dataset"),
-    "validation": ("validate", "result"),
-    "validation_html": ("validate", "report"),
-    "model": ("train", "model"),
-    "evaluation": ("evaluate", "evaluation"),
-    "equivalence": ("convert", "equivalence"),
-    "edge_model": ("convert", "edge_model"),
-    "registration": ("register", "registration"),
-}
-STEPS = ("ingest", "validate", "train", "evaluate", "convert", "register", "deploy-cloud")
+from shopfloor import contract
+from shopfloor.contract import RUN_STEPS, run_output
+from shopfloor.errors import InvalidInputError
+from shopfloor.steps import StepFailure, read_failure
+
+#: Status of one check in the summary: it ran and passed, ran and failed, or never ran
+#: (an earlier step stopped the run).
+PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
+#: The checks a run reports, with the pipeline task that performs each.
+CHECKS: dict[str, str] = {"validation": "validate", "gates": "evaluate", "equivalence": "convert"}
 
 
 def _json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        loaded = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _status(document: dict[str, Any] | None, passed: bool, task: str, failure: StepFailure | None) -> str:
+    """passed / failed from the check's own report; failed when its task recorded an error
+    before writing one; not_run otherwise."""
+    if document is not None:
+        return PASSED if passed else FAILED
+    return FAILED if failure is not None and failure.step == task else NOT_RUN
 
 
 def _overall(table: dict[str, Any] | None) -> dict[str, Any]:
     return dict(table["overall"]) if table else {}
 
 
-def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> dict[str, Any]:
-    """Assemble the summary from a run directory; ``error`` is the runner's failure text."""
-    paths = {k: Path(run_dir) / task / out for k, (task, out) in STEP_OUTPUTS.items()}
-    dataset = _json(paths["dataset"] / "manifest.json")
+def build_summary(
+    run_dir: Path, *, source: str, error: str | None = None, failure: StepFailure | None = None
+) -> dict[str, Any]:
+    """Assemble the summary from a run directory; ``error`` is the runner's failure text and
+    ``failure`` what the failed task recorded (read from the run directory when not given).
+
+    ``checks`` gives each check's status (passed, failed or not_run); ``failure`` names the
+    step that stopped the run, the error's category and its reason.
+    """
+    paths = {key: run_output(run_dir, key) for key in contract.RUN_OUTPUTS}
+    failure = failure or read_failure(run_dir, RUN_STEPS)
+    dataset = _json(paths["dataset"] / contract.MANIFEST)
     validation = _json(paths["validation"])
-    evaluation = _json(paths["evaluation"] / "evaluation.json")
-    verdict = _json(paths["evaluation"] / "verdict.json")
+    evaluation = _json(paths["evaluation"] / contract.EVALUATION_REPORT)
+    verdict = _json(paths["evaluation"] / contract.VERDICT)
     equivalence = _json(paths["equivalence"])
     registration = _json(paths["registration"])
     edge = paths["edge_model"]
-    saved_model = paths["model"] / "saved_model"
+    saved_model = paths["model"] / contract.SAVED_MODEL_DIR
+    litert = {fmt: edge / contract.litert_file(fmt) for fmt in contract.LITERT_FORMATS}
+    reports = {"validation": (validation, "success"), "gates": (verdict, "passed"),
+               "equivalence": (equivalence, "passed")}
+    checks = {name: _status(doc, bool(doc and doc.get(key)), CHECKS[name], failure)
+              for name, (doc, key) in reports.items()}
 
     summary: dict[str, Any] = {
         "source": source,
         "run_dir": str(run_dir),
         "data_version": dataset["data_version"] if dataset else None,
         "rows": dataset["rows"] if dataset else None,
+        "checks": checks,
+        "failure": failure.to_dict() if failure else None,
         "validation": {
+            "status": checks["validation"],
             "success": bool(validation and validation.get("success")),
             "suite_version": validation.get("suite_version") if validation else None,
             "failures": validation.get("failures", []) if validation else [],
             "report_html": str(paths["validation_html"]) if paths["validation_html"].exists() else None,
         },
         "gates": {
+            "status": checks["gates"],
             "passed": bool(verdict and verdict.get("passed")),
             "reason": verdict.get("reason") if verdict else None,
             "policy_version": verdict.get("policy_version") if verdict else None,
             "gates": verdict.get("gates", []) if verdict else [],
         },
         "equivalence": {
+            "status": checks["equivalence"],
             "passed": bool(equivalence and equivalence.get("passed")),
             "reason": equivalence.get("reason") if equivalence else None,
             "formats": equivalence.get("equivalence", {}) if equivalence else {},
@@ -77,10 +102,7 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
         "test_rows": evaluation.get("test_rows") if evaluation else None,
         "artifacts": {
             "saved_model": str(saved_model) if saved_model.exists() else None,
-            "litert_float32": str(edge / "model_float32.tflite")
-            if (edge / "model_float32.tflite").exists()
-            else None,
-            "litert_int8": str(edge / "model_int8.tflite") if (edge / "model_int8.tflite").exists() else None,
+            **{f"litert_{fmt}": str(path) if path.exists() else None for fmt, path in litert.items()},
             "validation_report": str(paths["validation"]) if paths["validation"].exists() else None,
             "validation_html": str(paths["validation_html"]) if paths["validation_html"].exists() else None,
             "evaluation": str(paths["evaluation"]) if paths["evaluation"].exists() else None,
@@ -101,27 +123,31 @@ def build_summary(run_dir: Path, *, source: str, error: str | None = None) -> di
             "int8_bytes": equivalence["equivalence"]["int8"]["size_bytes"],
             "int8_size_ratio": equivalence.get("int8_size_ratio"),
         }
-    summary["status"], summary["reason"] = _outcome(summary, error)
+    summary["status"], summary["reason"] = _outcome(summary, error, failure)
     return summary
 
 
-def _outcome(summary: dict[str, Any], error: str | None) -> tuple[str, str]:
-    """passed only when validation, gates and equivalence all passed; else one line why."""
+def _outcome(summary: dict[str, Any], error: str | None, failure: StepFailure | None) -> tuple[str, str]:
+    """passed only when validation, gates and equivalence all passed; else one line why,
+    naming the step that stopped the run."""
+    def stopped(fallback: str) -> str:
+        if failure is not None:
+            return f"{failure.step} failed: {failure.reason}"
+        return f"{fallback}: {_first_line(error)}"
+
     if not summary["validation"]["success"]:
         failures = summary["validation"]["failures"]
         if failures:
             names = "; ".join(_failure_text(f) for f in failures[:6])
             more = f" and {len(failures) - 6} more" if len(failures) > 6 else ""
             return "failed", f"validation failed: {names}{more}"
-        return "failed", f"run failed before validation: {_first_line(error)}"
+        return "failed", stopped("run failed before validation")
     if not summary["gates"]["passed"]:
-        return "failed", summary["gates"]["reason"] or f"evaluation did not finish: {_first_line(error)}"
+        return "failed", summary["gates"]["reason"] or stopped("evaluation did not finish")
     if not summary["equivalence"]["passed"]:
-        return "failed", summary["equivalence"][
-            "reason"
-        ] or f"conversion did not finish: {_first_line(error)}"
-    if error:
-        return "failed", _first_line(error)
+        return "failed", summary["equivalence"]["reason"] or stopped("conversion did not finish")
+    if failure is not None or error:
+        return "failed", stopped("run failed")
     registered = summary.get("registry")
     if registered:
         return "passed", (
@@ -129,6 +155,17 @@ def _outcome(summary: dict[str, Any], error: str | None) -> tuple[str, str]:
             f"{registered['version']} as {registered['alias']} ({registered['env']})"
         )
     return "passed", "validation, gates and equivalence passed"
+
+
+def check_status(summary: dict[str, Any], check: str) -> str:
+    """passed / failed / not_run of one check (``validation``, ``gates``, ``equivalence``)."""
+    if check not in CHECKS:
+        raise InvalidInputError(f"unknown check {check!r}; expected one of {list(CHECKS)}")
+    status = (summary.get("checks") or {}).get(check)
+    if status in (PASSED, FAILED, NOT_RUN):
+        return str(status)
+    block = summary.get(check) or {}  # a summary written before per-check statuses
+    return PASSED if block.get("success" if check == "validation" else "passed") else FAILED
 
 
 def _failure_text(failure: dict[str, Any]) -> str:

@@ -6,9 +6,9 @@ LOGISTIC op has a fixed output scale of 1/256, so its largest probability is 255
 precision 0.8), so the int8 sigmoid model can never alarm: measured on AI4I it missed all 30
 alarms the float model raised (PR-AUC 0.717 -> 0.653). Quantising the logit instead keeps
 resolution where the threshold is (PR-AUC 0.713 vs 0.717, 1-2 of 2000 decisions differ);
-:class:`~shopfloor.conversion.runtime.LiteRTModel` applies the sigmoid in float, which it
-knows to do from the file's signature name. :func:`export_saved_model_with_logits` writes
-such a SavedModel from a Keras model whose last layer is a sigmoid Dense.
+:class:`~shopfloor.inference.runtime.LiteRTModel` applies the sigmoid in float, which it
+knows to do from the file's signature name. Training writes such a SavedModel
+(:func:`shopfloor.training.export.export_saved_model_with_logits`).
 
 Why the int8 file keeps FLOAT32 input/output (the converter's in-graph QUANTIZE/DEQUANTIZE)
 instead of int8 I/O: every op in between is still int8 (TFLITE_BUILTINS_INT8 only, checked
@@ -27,22 +27,23 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from shopfloor.contract import LITERT_FORMATS, SAVED_MODEL_PB, litert_file
+from shopfloor.errors import InvalidInputError, bounded
+from shopfloor.training.export import LOGITS_SIGNATURE, SERVING_SIGNATURE
+
 log = logging.getLogger(__name__)
 
-FLOAT32_FILE = "model_float32.tflite"
-SERVING_SIGNATURE = "serving_default"
-#: Optional SavedModel signature returning the pre-sigmoid logit; preferred for int8.
-LOGITS_SIGNATURE = "logits"
-INT8_FILE = "model_int8.tflite"
+#: The graph file inside a SavedModel directory.
+SAVED_MODEL_GRAPH = Path(SAVED_MODEL_PB).name
+
 #: Calibration rows: min/max ranges settle long before this; more only slows conversion.
 MAX_CALIBRATION_ROWS = 1000
 
 
-class ConversionError(RuntimeError):
+class ConversionError(InvalidInputError):
     """The SavedModel could not be converted; nothing was written."""
 
 
@@ -62,8 +63,8 @@ def calibration_rows(features: np.ndarray, max_rows: int = MAX_CALIBRATION_ROWS,
 def _check_inputs(saved_model_dir: Path, representative: np.ndarray) -> np.ndarray:
     if not saved_model_dir.is_dir():
         raise ConversionError(f"SavedModel directory not found: {saved_model_dir}")
-    if not (saved_model_dir / "saved_model.pb").is_file():
-        raise ConversionError(f"not a SavedModel (no saved_model.pb): {saved_model_dir}")
+    if not (saved_model_dir / SAVED_MODEL_GRAPH).is_file():
+        raise ConversionError(f"not a SavedModel (no {SAVED_MODEL_GRAPH}): {saved_model_dir}")
     rep = np.asarray(representative, dtype=np.float32)
     if rep.ndim != 2 or len(rep) == 0:
         raise ConversionError(f"representative data must be a non-empty [rows, features] array, "
@@ -79,40 +80,12 @@ def saved_model_signatures(saved_model_dir: Path) -> list[str]:
 
     proto = saved_model_pb2.SavedModel()
     try:
-        proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+        proto.ParseFromString((Path(saved_model_dir) / SAVED_MODEL_GRAPH).read_bytes())
     except Exception as exc:  # protobuf's DecodeError and friends
-        raise ConversionError(f"unreadable saved_model.pb in {saved_model_dir}: {exc}") from exc
+        raise ConversionError(f"unreadable {SAVED_MODEL_GRAPH} in {saved_model_dir}: {exc}") from exc
     if not proto.meta_graphs:
-        raise ConversionError(f"saved_model.pb in {saved_model_dir} holds no graph")
+        raise ConversionError(f"{SAVED_MODEL_GRAPH} in {saved_model_dir} holds no graph")
     return sorted(proto.meta_graphs[0].signature_def.keys())
-
-
-def export_saved_model_with_logits(model: Any, directory: Path) -> Path:
-    """Export a Keras model ending in a sigmoid Dense as a SavedModel with two signatures:
-    ``serving_default`` (probability, what KServe calls) and ``logits`` (int8 conversion).
-
-    Why: see the module docstring; an int8 sigmoid cannot represent thresholds above 0.9961.
-    """
-    import keras
-    import tensorflow as tf
-
-    last = model.layers[-1]
-    if not isinstance(last, keras.layers.Dense) or last.activation is not keras.activations.sigmoid:
-        raise ValueError(f"last layer must be a sigmoid Dense, got {type(last).__name__}")
-    hidden = keras.Model(model.inputs, last.input)
-
-    def logits(x: Any) -> Any:
-        return keras.ops.matmul(hidden(x, training=False), last.kernel) + last.bias
-
-    n_features = int(model.inputs[0].shape[-1])
-    name = getattr(model.inputs[0], "name", None) or "features"
-    spec = [tf.TensorSpec([None, n_features], tf.float32, name=name.split(":")[0])]
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(SERVING_SIGNATURE, lambda x: model(x, training=False), input_signature=spec)
-    archive.add_endpoint(LOGITS_SIGNATURE, logits, input_signature=spec)
-    archive.write_out(str(directory), verbose=False)
-    return Path(directory)
 
 
 def _assert_integer_only(model_bytes: bytes) -> None:
@@ -147,7 +120,7 @@ def _convert_bytes(saved_model_dir: Path, signature: str, rep: np.ndarray | None
 
 
 def convert(saved_model_dir: Path, representative: np.ndarray, out_dir: Path) -> dict[str, Path]:
-    """Write ``model_float32.tflite`` and ``model_int8.tflite`` into ``out_dir``.
+    """Write the float32 and int8 LiteRT files (``contract.litert_file``) into ``out_dir``.
 
     ``representative`` is the training split's (standardised) feature matrix; a subsample
     calibrates int8 ranges. float32 comes from ``serving_default``; int8 from ``logits`` when
@@ -169,18 +142,19 @@ def convert(saved_model_dir: Path, representative: np.ndarray, out_dir: Path) ->
                     "(1/256 steps, max 0.9961); thresholds near 1 will fail equivalence",
                     saved_model_dir, LOGITS_SIGNATURE)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.converting-", dir=out_dir.parent))
+    os.chmod(tmp, 0o755)  # it may become out_dir itself: readable like every other artifact
     try:
         try:
             float_bytes = _convert_bytes(saved_model_dir, SERVING_SIGNATURE, None)
             int8_bytes = _convert_bytes(saved_model_dir, int8_signature, calibration_rows(rep))
         except Exception as exc:  # TF raises a zoo of types for unreadable models
             raise ConversionError(f"cannot convert SavedModel {saved_model_dir}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                                  f"{type(exc).__name__}: {bounded(str(exc), 300)}") from exc
         _assert_integer_only(int8_bytes)
-        files = {"float32": tmp / FLOAT32_FILE, "int8": tmp / INT8_FILE}
+        files = {fmt: tmp / litert_file(fmt) for fmt in LITERT_FORMATS}
         files["float32"].write_bytes(float_bytes)
         files["int8"].write_bytes(int8_bytes)
-        from shopfloor.conversion.runtime import LiteRTModel
+        from shopfloor.inference.runtime import LiteRTModel
 
         for path in files.values():
             model = LiteRTModel(path)

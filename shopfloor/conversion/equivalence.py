@@ -13,7 +13,6 @@ it fails all three here. Golden files let the edge re-check the exact model it r
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,14 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from shopfloor.evaluation.metrics import bootstrap_weights, metric_samples
-from shopfloor.evaluation.stats import Estimate, percentile_interval, wilson_interval
+from shopfloor.contract import Golden, dumps, golden_files, load_golden
+from shopfloor.errors import IntegrityError, InvalidInputError
+from shopfloor.evaluation.decision import AT_LEAST, judge_proportion
+from shopfloor.evaluation.metrics import Scored, interval_method, metric_value, replicate
+from shopfloor.evaluation.stats import Estimate
+from shopfloor.lineage import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 LIMIT_KEYS: tuple[str, ...] = ("min_agreement_ci_low", "max_abs_probability_diff", "max_pr_auc_drop")
-GOLDEN_NPZ = "golden.npz"
-GOLDEN_JSON = "golden.json"
 #: Default golden tolerance: one int8 output step (1/256) plus margin, so another CPU's int8
 #: kernels may round one step differently without failing, while a swapped model cannot pass.
 DEFAULT_GOLDEN_TOLERANCE = 5e-3
@@ -40,22 +41,17 @@ def equivalence_limits(fmt: str, policy_path: Path | None = None) -> dict[str, f
     """The ``equivalence.<fmt>`` limits of the release policy (packaged policy.yaml by default)."""
     from shopfloor.evaluation.policy import load_policy
 
-    section = load_policy(policy_path)["equivalence"]
+    section = load_policy(policy_path).equivalence
     if fmt not in section:
-        raise KeyError(f"policy has no equivalence limits for format {fmt!r} (has {sorted(section)})")
-    return {k: float(v) for k, v in section[fmt].items()}
-
-
-def _pr_auc_samples(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """PR-AUC under each weight row, by evaluation's one implementation (ties grouped as sklearn)."""
-    return metric_samples(y_true, scores, weights, threshold=0.5, target_precision=1.0)["pr_auc"]
+        raise InvalidInputError(
+            f"policy has no equivalence limits for format {fmt!r} (has {sorted(section)})")
+    return section[fmt].to_dict()
 
 
 def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision (area under the precision-recall curve); NaN without positives."""
-    if np.asarray(y_true).sum() == 0:
-        return float("nan")
-    return float(_pr_auc_samples(y_true, scores, np.ones((1, len(y_true))))[0])
+    """Average precision (area under the precision-recall curve), as the gates compute it;
+    NaN without failures."""
+    return metric_value("pr_auc", y_true, scores)
 
 
 @dataclass
@@ -110,20 +106,22 @@ def check_equivalence(
 ) -> EquivalenceReport:
     """Judge ``candidate_proba`` against ``reference_proba`` on the same labelled rows.
 
-    Gates: Wilson lower bound of decision agreement >= ``min_agreement_ci_low``; largest
-    |difference| <= ``max_abs_probability_diff``; PR-AUC drop (point estimate) <=
-    ``max_pr_auc_drop``. The drop's paired-bootstrap interval is reported, not gated: with
-    ~60 positives in a test split its width is sampling noise of the split, not of the
-    conversion, and identical models would fail a tight limit on it.
+    Gates: decision agreement at least ``min_agreement_ci_low``, judged as
+    ``shopfloor.testing.assert_agreement`` judges it (Wilson score bound at the policy's
+    confidence; passes only when the lower bound reaches the limit); largest |difference| <=
+    ``max_abs_probability_diff``; PR-AUC drop (point estimate) <= ``max_pr_auc_drop``. The
+    drop's paired-bootstrap interval is reported, not gated: with ~60 positives in a test
+    split its width is sampling noise of the split, not of the conversion, and identical
+    models would fail a tight limit on it.
     """
     missing = [k for k in LIMIT_KEYS if k not in limits]
     if missing:
-        raise ValueError(f"equivalence limits for {fmt!r} lack {missing}")
+        raise InvalidInputError(f"equivalence limits for {fmt!r} lack {missing}")
     ref = np.asarray(reference_proba, dtype=np.float64).reshape(-1)
     cand = np.asarray(candidate_proba, dtype=np.float64).reshape(-1)
     y = np.asarray(y_true).astype(int).reshape(-1)
     if not (len(ref) == len(cand) == len(y)) or len(y) == 0:
-        raise ValueError(f"need equal, non-empty lengths; got {len(ref)}, {len(cand)}, {len(y)}")
+        raise InvalidInputError(f"need equal, non-empty lengths; got {len(ref)}, {len(cand)}, {len(y)}")
     reasons: list[str] = []
     nonfinite = int((~np.isfinite(cand)).sum())
     if nonfinite:
@@ -131,17 +129,20 @@ def check_equivalence(
         cand = np.nan_to_num(cand, nan=-1.0, posinf=2.0, neginf=-1.0)
 
     ref_alarm, cand_alarm = ref >= threshold, cand >= threshold
-    agreement = wilson_interval(int((ref_alarm == cand_alarm).sum()), len(y), confidence)
+    alpha = (1 - confidence) / 2
+    judged = judge_proportion(int((ref_alarm == cand_alarm).sum()), len(y), quantity="decision agreement",
+                              limit=limits["min_agreement_ci_low"], direction=AT_LEAST, alpha=alpha)
+    agreement = Estimate(judged.estimate, judged.low, judged.high, judged.method)
     diff = np.abs(ref - cand)
     ref_auc, cand_auc = pr_auc(y, ref), pr_auc(y, cand)
     if np.isfinite(ref_auc) and n_resamples > 0:
-        weights = bootstrap_weights(y, n_resamples, seed)  # paired: same resamples for both
-        samples = _pr_auc_samples(y, ref, weights) - _pr_auc_samples(y, cand, weights)
-        drop = percentile_interval(ref_auc - cand_auc, samples, confidence)
+        statistic = Scored.of(y, ref).statistic("pr_auc") - Scored.of(y, cand).statistic("pr_auc")
+        rep = replicate({"drop": statistic}, len(y), resamples=n_resamples, seed=seed, strata=y)["drop"]
+        drop = Estimate(rep.point, rep.lower(alpha), rep.upper(alpha), interval_method(None))
     else:
         drop = Estimate(ref_auc - cand_auc, float("nan"), float("nan"))
 
-    if agreement.ci_low < limits["min_agreement_ci_low"]:
+    if not judged.passed:
         reasons.append(f"min_agreement_ci_low: decision agreement {agreement} has lower bound "
                        f"{agreement.ci_low:.4f} < {limits['min_agreement_ci_low']}")
     if float(diff.max()) > limits["max_abs_probability_diff"]:
@@ -210,50 +211,54 @@ def write_golden(
     inputs: np.ndarray,
     outputs: np.ndarray,
     *,
+    fmt: str,
     tolerance: float = DEFAULT_GOLDEN_TOLERANCE,
-    name: str = "golden",
 ) -> Path:
-    """Save golden inputs and the converted model's outputs beside it (``<name>.npz/.json``).
+    """Save golden inputs and the converted model's outputs beside it, under the contract's
+    names for ``fmt`` (``golden_files(fmt)``: a JSON description and an ``.npz``).
 
     ``outputs`` must come from the converted file itself, not the Keras model: the edge
     self-test checks that its runtime reproduces the file's behaviour, not the conversion.
     """
     out_dir = Path(out_dir)
+    json_name, npz_name = golden_files(fmt)
     x = np.asarray(inputs, dtype=np.float32)
     y = np.asarray(outputs, dtype=np.float32).reshape(-1)
     if x.ndim != 2 or len(x) != len(y) or len(y) == 0:
-        raise ValueError(f"golden inputs [n, F] and outputs [n] must match; got {x.shape}, {y.shape}")
+        raise InvalidInputError(f"golden inputs [n, F] and outputs [n] must match; got {x.shape}, {y.shape}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / f"{name}.npz", inputs=x, outputs=y)
-    meta = {"n": len(y), "n_features": int(x.shape[1]), "tolerance": float(tolerance),
-            "files": {"npz": f"{name}.npz"}}
-    (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return out_dir / f"{name}.json"
+    np.savez(out_dir / npz_name, inputs=x, outputs=y)
+    golden = Golden(n=len(y), n_features=int(x.shape[1]), tolerance=float(tolerance), npz=npz_name)
+    write_text_atomic(out_dir / json_name, dumps(golden.to_dict()))
+    return out_dir / json_name
 
 
-def self_test(model_path: Path, golden_dir: Path, *, name: str = "golden") -> bool:
-    """Re-run the golden inputs through ``model_path``; True only if every output matches.
+def self_test(model_path: Path, golden_dir: Path, *, fmt: str) -> bool:
+    """Re-run the golden inputs of ``fmt`` through ``model_path``; True only if every output
+    matches.
 
     Checks both the batch and the single-row path. Any failure (missing golden, unloadable
     or swapped model, drift beyond tolerance) returns False and logs why: a device that
     cannot prove its model must not serve it.
     """
     try:
-        from shopfloor.conversion.runtime import LiteRTModel
+        from shopfloor.inference.runtime import LiteRTModel
 
-        meta = json.loads((Path(golden_dir) / f"{name}.json").read_text())
-        with np.load(Path(golden_dir) / meta["files"]["npz"]) as data:
+        golden = load_golden(Path(golden_dir), fmt)
+        with np.load(Path(golden_dir) / golden.npz) as data:
             x, expected = data["inputs"], data["outputs"].astype(np.float64)
+        if x.ndim != 2 or x.shape != (golden.n, golden.n_features) or expected.shape != (golden.n,):
+            raise IntegrityError(f"golden arrays {x.shape}/{expected.shape} do not match their description "
+                             f"({golden.n} x {golden.n_features})")
         model = LiteRTModel(model_path)
         batch = model.predict_proba(x)
         single = np.array([model.predict_one(r) for r in x[: min(len(x), 16)]])
     except Exception as exc:  # the edge wants a verdict, not a traceback
         log.error("self-test of %s could not run: %s: %s", model_path, type(exc).__name__, exc)
         return False
-    tol = float(meta["tolerance"])
     worst = max(float(np.abs(batch - expected).max()), float(np.abs(single - expected[: len(single)]).max()))
-    if not np.isfinite(worst) or worst > tol:
+    if not np.isfinite(worst) or worst > golden.tolerance:
         log.error("self-test of %s failed: largest output difference %.5f > tolerance %.5f",
-                  model_path, worst, tol)
+                  model_path, worst, golden.tolerance)
         return False
     return True

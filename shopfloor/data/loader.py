@@ -2,8 +2,9 @@
 
 The loader is deliberately lenient about *content* (wrong units, NaNs, unknown types pass
 through) because judging content is validation's job, where it is reported in full. It is
-strict about what it cannot read at all: a missing file or an unparseable one raises
-:class:`DataLoadError` with the reason.
+strict about what it cannot read at all: a missing file raises
+:class:`~shopfloor.errors.NotFoundError`, an unreadable, unparseable or unsupported one
+:class:`~shopfloor.errors.InvalidInputError`, each with the reason.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from shopfloor.data import schema
+from shopfloor.data import EMBEDDED_DATASET, schema
+from shopfloor.errors import InvalidInputError, NotFoundError, bounded, excerpt
 
-EMBEDDED_DATASET = "embedded:ai4i2020"
-
-
-class DataLoadError(Exception):
-    """The data could not be read at all (missing, unreadable, unknown format)."""
-
+__all__ = ["EMBEDDED_DATASET", "Dataset", "canonicalize", "check_source", "data_version", "embedded_path",
+           "load", "read_table"]
 
 @dataclass(frozen=True)
 class Dataset:
@@ -46,7 +44,17 @@ def canonicalize(frame: pd.DataFrame) -> pd.DataFrame:
 
     Unknown columns are kept (validation reports them); missing ones are not invented.
     """
-    renamed = frame.rename(columns={c: schema.AI4I_TO_CANONICAL.get(c.strip(), c) for c in frame.columns})
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise InvalidInputError(f"column {excerpt(repeated[0], 40)} appears more than once: keep one")
+    mapping = {c: schema.AI4I_TO_CANONICAL.get(str(c).strip(), str(c)) for c in frame.columns}
+    seen: dict[str, str] = {}
+    for original, name in mapping.items():
+        if name in seen:
+            raise InvalidInputError(f"columns {excerpt(seen[name], 40)} and {excerpt(original, 40)} both "
+                                    f"mean {name!r}: keep one")
+        seen[name] = str(original)
+    renamed = frame.rename(columns=mapping)
     order = (*schema.CANONICAL_COLUMNS, *schema.OPTIONAL_COLUMNS)
     known = [c for c in order if c in renamed.columns]
     extra = [c for c in renamed.columns if c not in order]
@@ -70,16 +78,17 @@ def _read_bytes(uri: str) -> tuple[bytes, str]:
 
         return read_object(parsed.netloc, parsed.path.lstrip("/")), parsed.path
     if parsed.scheme not in ("", "file"):
-        raise DataLoadError(f"unsupported URI scheme {parsed.scheme!r} in {uri!r} (use a path or s3://)")
+        raise InvalidInputError(f"unsupported URI scheme {excerpt(parsed.scheme, 20)} in {excerpt(uri)} "
+                                "(use a path or s3://)")
     path = Path(parsed.path if parsed.scheme == "file" else uri)
     if not path.exists():
-        raise DataLoadError(f"data file not found: {path}")
+        raise NotFoundError(f"data file not found: {path}")
     if not path.is_file():
-        raise DataLoadError(f"data path is not a file: {path}")
+        raise InvalidInputError(f"data path is not a file: {path}")
     try:
         return path.read_bytes(), path.name
     except OSError as exc:
-        raise DataLoadError(f"cannot read {path}: {exc.strerror}") from exc
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def read_table(raw: bytes, name: str) -> pd.DataFrame:
@@ -91,8 +100,9 @@ def read_table(raw: bytes, name: str) -> pd.DataFrame:
         if suffix in (".csv", ".txt", ""):
             return pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig")
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
-        raise DataLoadError(f"cannot parse {name} as {suffix or 'csv'}: {exc}") from exc
-    raise DataLoadError(f"unsupported file type {suffix!r} for {name} (use .csv or .parquet)")
+        problem = bounded(str(exc), 200)
+        raise InvalidInputError(f"cannot parse {name} as {suffix or 'csv'}: {problem}") from exc
+    raise InvalidInputError(f"unsupported file type {excerpt(suffix, 20)} for {name} (use .csv or .parquet)")
 
 
 SUPPORTED_SUFFIXES = (".csv", ".txt", "", ".parquet", ".pq")
@@ -111,17 +121,19 @@ def check_source(uri: str | os.PathLike[str] | None = None) -> None:
 
         stat_object(parsed.netloc, parsed.path.lstrip("/"))
     elif parsed.scheme not in ("", "file"):
-        raise DataLoadError(f"unsupported URI scheme {parsed.scheme!r} in {source!r} (use a path or s3://)")
+        raise InvalidInputError(f"unsupported URI scheme {excerpt(parsed.scheme, 20)} in {excerpt(source)} "
+                                "(use a path or s3://)")
     else:
         path = Path(parsed.path if parsed.scheme == "file" else source)
         if not path.exists():
-            raise DataLoadError(f"data file not found: {path}")
+            raise NotFoundError(f"data file not found: {path}")
         if not path.is_file():
-            raise DataLoadError(f"data path is not a file: {path}")
+            raise InvalidInputError(f"data path is not a file: {path}")
         if not os.access(path, os.R_OK):
-            raise DataLoadError(f"cannot read {path}: permission denied")
+            raise InvalidInputError(f"cannot read {path}: permission denied")
     if suffix not in SUPPORTED_SUFFIXES:
-        raise DataLoadError(f"unsupported file type {suffix!r} for {source} (use .csv or .parquet)")
+        raise InvalidInputError(
+            f"unsupported file type {excerpt(suffix, 20)} for {excerpt(source)} (use .csv or .parquet)")
 
 
 def load(uri: str | os.PathLike[str] | None = None) -> Dataset:
@@ -134,5 +146,5 @@ def load(uri: str | os.PathLike[str] | None = None) -> Dataset:
     raw, name = _read_bytes(location)
     frame = canonicalize(read_table(raw, name))
     if frame.empty:
-        raise DataLoadError(f"{source} holds no rows")
+        raise InvalidInputError(f"{source} holds no rows")
     return Dataset(frame=frame, version=data_version(frame), source=source)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shopfloor.data import schema
+from shopfloor.errors import InvalidInputError
 
 # --- calibration (facts from the description, numbers measured on the file) -----------------
 
@@ -140,14 +141,14 @@ def scenarios() -> dict[str, str]:
 def _check_mix(product_mix: Mapping[str, float]) -> dict[str, float]:
     unknown = sorted(set(product_mix) - set(schema.PRODUCT_TYPES))
     if unknown:
-        raise ValueError(
+        raise InvalidInputError(
             f"unknown product types {unknown} in product_mix; valid types: {schema.PRODUCT_TYPES}"
         )
     mix = {t: float(product_mix.get(t, 0.0)) for t in schema.PRODUCT_TYPES}
     if any(not math.isfinite(v) or v < 0 for v in mix.values()):
-        raise ValueError(f"product_mix shares must be finite and >= 0, got {dict(product_mix)}")
+        raise InvalidInputError(f"product_mix shares must be finite and >= 0, got {dict(product_mix)}")
     if not math.isclose(sum(mix.values()), 1.0, abs_tol=1e-6):
-        raise ValueError(
+        raise InvalidInputError(
             f"product_mix shares must sum to 1, got {sum(mix.values()):.6g} from {dict(product_mix)}"
         )
     return mix
@@ -214,13 +215,13 @@ def simulate(
     same seed differ only by what the scenario changes.
     """
     if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows < 1:
-        raise ValueError(f"n_rows must be an integer >= 1, got {n_rows!r}")
+        raise InvalidInputError(f"n_rows must be an integer >= 1, got {n_rows!r}")
     if isinstance(n_machines, bool) or not isinstance(n_machines, int | np.integer) or n_machines < 1:
-        raise ValueError(f"n_machines must be an integer >= 1, got {n_machines!r}")
+        raise InvalidInputError(f"n_machines must be an integer >= 1, got {n_machines!r}")
     if n_machines > n_rows:
-        raise ValueError(f"n_machines ({n_machines}) must not exceed n_rows ({n_rows})")
+        raise InvalidInputError(f"n_machines ({n_machines}) must not exceed n_rows ({n_rows})")
     if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; valid scenarios: {sorted(SCENARIOS)}")
+        raise InvalidInputError(f"unknown scenario {scenario!r}; valid scenarios: {sorted(SCENARIOS)}")
     process = SCENARIOS[scenario].transform(Process(product_mix=FILE_PRODUCT_MIX))
     mix = _check_mix(product_mix if product_mix is not None else process.product_mix)
 

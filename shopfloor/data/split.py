@@ -6,6 +6,24 @@ import numpy as np
 import pandas as pd
 
 from shopfloor.data import schema
+from shopfloor.errors import InvalidInputError, excerpt
+
+
+def _fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise InvalidInputError(f"{name} must be a number in (0, 1), got {excerpt(value)}")
+    return float(value)
+
+
+def check_fractions(validation_fraction: object, test_fraction: object) -> tuple[float, float]:
+    """Both fractions numbers in (0, 1) that leave rows to train on; InvalidInputError naming
+    the parameter otherwise."""
+    validation = _fraction("validation_fraction", validation_fraction)
+    test = _fraction("test_fraction", test_fraction)
+    if validation + test >= 1:
+        raise InvalidInputError(f"validation_fraction + test_fraction must be below 1 (got {validation} + "
+                                f"{test}): no rows would be left to train on")
+    return validation, test
 
 
 def stratified_split(
@@ -21,12 +39,9 @@ def stratified_split(
     With ~3 % failures a plain random split can leave a test set with too few failures to
     bound a metric; stratifying keeps the intervals comparable from run to run.
     """
-    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
-        raise ValueError("validation_fraction and test_fraction must lie in (0, 1)")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError("validation_fraction + test_fraction must be below 1")
+    check_fractions(validation_fraction, test_fraction)
     if stratify_on not in frame.columns:
-        raise ValueError(f"cannot stratify: column {stratify_on!r} is missing")
+        raise InvalidInputError(f"cannot stratify: column {stratify_on!r} is missing")
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
     labels = frame[stratify_on].to_numpy()

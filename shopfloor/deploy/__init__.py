@@ -12,11 +12,12 @@ from shopfloor.deploy.apply import (
     deploy_from_registry,
     spec_from_registry,
 )
-from shopfloor.deploy.cluster import Cluster, ClusterError, KubernetesCluster
+from shopfloor.deploy.cluster import ApplyConflictError, Cluster, ClusterError, KubernetesCluster
 from shopfloor.deploy.render import PredictorSpec, Resources, inference_service, render_objects
 
 __all__ = [
-    "Cluster", "ClusterError", "DeployResult", "KubernetesCluster", "PredictorSpec", "Resources",
+    "ApplyConflictError", "Cluster", "ClusterError", "DeployResult", "KubernetesCluster", "PredictorSpec",
+    "Resources",
     "default_version", "deploy", "deploy_from_registry", "inference_service", "render_objects",
     "spec_from_registry",
 ]

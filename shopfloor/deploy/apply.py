@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from shopfloor import names, settings
 from shopfloor.deploy.cluster import Cluster, ClusterError
 from shopfloor.deploy.render import (
     VERSION_LABEL,
@@ -23,9 +24,17 @@ from shopfloor.deploy.render import (
     applicable,
     inference_service,
     render_objects,
+    service_name_problem,
 )
 from shopfloor.deploy.validate import object_errors
-from shopfloor.registry.core import CANDIDATE, CHAMPION
+from shopfloor.errors import (
+    ExternalServiceError,
+    InvalidInputError,
+    NotFoundError,
+    ShopfloorError,
+    excerpt,
+)
+from shopfloor.registry.core import CHAMPION
 
 Outcome = Literal["deployed", "unchanged", "rolled_back", "failed"]
 CANARY = "canary"
@@ -50,10 +59,16 @@ class DeployResult:
     alias: str
     message: str
     previous_version: str | None = None
+    #: Category of a failure (rolled back or failed), so callers can raise it: see :meth:`error`.
+    category: type[ShopfloorError] = ExternalServiceError
 
     @property
     def ok(self) -> bool:
         return self.outcome in ("deployed", "unchanged")
+
+    def error(self) -> ShopfloorError:
+        """The failure as the error its category raises (the message is the one-line summary)."""
+        return self.category(self.message)
 
 
 def _conditions(obj: Obj) -> dict[str, Obj]:
@@ -133,7 +148,7 @@ def deploy(
     cluster: Cluster,
     registry: RegistryLike,
     *,
-    env: str = "cloud",
+    env: str = settings.CLOUD_ENV,
     timeout: float = 300.0,
     poll_interval: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
@@ -149,7 +164,8 @@ def deploy(
     objects = render_objects(spec)
     problems = object_errors(objects)
     if problems:
-        return DeployResult("failed", spec.version, CHAMPION, f"refusing invalid manifests: {problems[0]}")
+        return DeployResult("failed", spec.version, CHAMPION, f"refusing invalid manifests: {problems[0]}",
+                            category=InvalidInputError)
     alias = CANARY if spec.canary_percent not in (None, 100) else CHAMPION
     name, ns = spec.service_name, spec.namespace
 
@@ -157,7 +173,8 @@ def deploy(
         if cluster.get("Secret", spec.s3_secret, ns) is None:
             return DeployResult("failed", spec.version, alias,
                                 f"Secret {ns}/{spec.s3_secret} with the S3 credentials is missing; create it "
-                                "(shape: `shopfloor deploy cloud --render`) and retry; nothing applied")
+                                "(shape: `shopfloor deploy cloud --render`) and retry; nothing applied",
+                                category=NotFoundError)
         previous = cluster.get("InferenceService", name, ns)
         live: Obj | None = None
         for obj in applicable(objects):
@@ -165,7 +182,8 @@ def deploy(
             if obj["kind"] == "InferenceService":
                 live = applied
     except ClusterError as exc:
-        return DeployResult("failed", spec.version, alias, f"{spec.version} not deployed: {exc}")
+        return DeployResult("failed", spec.version, alias, f"{spec.version} not deployed: {exc}",
+                            category=type(exc))
     assert live is not None  # render_objects() always yields the InferenceService
     prev_version = ((previous or {}).get("metadata", {}).get("labels") or {}).get(VERSION_LABEL)
     generation = (live.get("metadata") or {}).get("generation")
@@ -212,38 +230,43 @@ def spec_from_registry(registry: Any, version: str, **overrides: Any) -> Predict
     """A :class:`PredictorSpec` for a published version of an S3-backed ``shopfloor.registry.Registry``.
 
     The predictor reads the version straight from object storage, so a filesystem registry
-    cannot be deployed to a cluster.
+    cannot be deployed to a cluster. A registry model name that Kubernetes cannot carry (the
+    registry's own rule is looser) is reported with the rule it breaks; the version stays in
+    the registry untouched.
     """
     root = registry.backend.describe()
-    if not root.startswith("s3://"):
-        raise ValueError(f"registry {root} is not in S3: the cloud predictor can only load s3:// versions "
-                         "(use --registry s3://bucket/prefix)")
-    manifest = registry.show(version)
-    return PredictorSpec(
-        model_name=manifest.get("model") or registry.model,
+    if not root.startswith(names.S3_SCHEME):
+        raise InvalidInputError(f"registry {root} is not in S3: the cloud predictor can only load s3:// "
+                                "versions (use --registry s3://bucket/prefix)")
+    manifest = registry.show(version)  # a contract.VersionManifest: its model is the registry's
+    model_name = str(manifest.model)
+    spec = PredictorSpec(
+        model_name=model_name,
         version=version,
         storage_uri=f"{root}/{registry.model}/{version}",
-        data_version=manifest.get("data_version"),
+        data_version=manifest.data_version,
         **overrides,
     )
+    problem = (names.LABEL_VALUE.problem(model_name, "registry model name") or
+               service_name_problem(spec))
+    if problem:
+        raise InvalidInputError(f"{problem} (the registry keeps {excerpt(model_name)} {version} unchanged)")
+    return spec
 
 
-def default_version(registry: Any, env: str = "cloud") -> str:
-    """The version to deploy when none is named: the env's ``candidate`` alias, else the newest."""
-    candidate: str | None = registry.resolve(CANDIDATE, env)
-    if candidate:
-        return candidate
-    versions: list[str] = registry.list_versions()
-    if not versions:
-        raise LookupError(f"registry {registry!r} has no published version to deploy")
-    return versions[-1]
+def default_version(registry: Any, env: str = settings.CLOUD_ENV) -> str:
+    """The version to deploy when none is named: the registry's ``candidate_or_newest`` rule."""
+    chosen: str | None = registry.candidate_or_newest(env)
+    if not chosen:
+        raise NotFoundError(f"registry {registry!r} has no published version to deploy")
+    return chosen
 
 
 def deploy_from_registry(
     registry_uri: str | None,
     version: str | None = None,
     *,
-    env: str = "cloud",
+    env: str = settings.CLOUD_ENV,
     kubeconfig: str | None = None,
     context: str | None = None,
     timeout: float = 300.0,

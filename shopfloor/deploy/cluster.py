@@ -19,12 +19,18 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shopfloor.errors import ConflictError, ExternalServiceError, InvalidInputError, NotFoundError, bounded
+
 Obj = dict[str, Any]
 FIELD_MANAGER = "shopfloor"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ExternalServiceError):
     """The API server refused a request; the message is the server's own one-line reason."""
+
+
+class ApplyConflictError(ConflictError, ClusterError):
+    """The API server answered 409: another field manager or a concurrent change won (exit code 4)."""
 
 
 class Cluster(Protocol):
@@ -49,7 +55,7 @@ class ResourceType:
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         if self.namespaced:
             if not namespace:
-                raise ValueError(f"{self.plural} are namespaced: a namespace is required")
+                raise InvalidInputError(f"{self.plural} are namespaced: a namespace is required")
             base = f"{base}/namespaces/{namespace}"
         return f"{base}/{self.plural}/{name}"
 
@@ -62,6 +68,11 @@ RESOURCES: dict[str, ResourceType] = {
     "Secret": ResourceType("v1", "secrets"),
     "NetworkPolicy": ResourceType("networking.k8s.io/v1", "networkpolicies"),
     "InferenceService": ResourceType("serving.kserve.io/v1beta1", "inferenceservices"),
+    # the edge chart's kinds (shopfloor.edge.direct)
+    "ConfigMap": ResourceType("v1", "configmaps"),
+    "PersistentVolumeClaim": ResourceType("v1", "persistentvolumeclaims"),
+    "Service": ResourceType("v1", "services"),
+    "Deployment": ResourceType("apps/v1", "deployments"),
 }
 
 
@@ -69,7 +80,8 @@ def resource_type(kind: str) -> ResourceType:
     try:
         return RESOURCES[kind]
     except KeyError:
-        raise ValueError(f"shopfloor does not manage kind {kind!r}; known: {sorted(RESOURCES)}") from None
+        raise InvalidInputError(f"shopfloor does not manage kind {kind!r}; known: {sorted(RESOURCES)}"
+                                ) from None
 
 
 def _reason(exc: Any) -> str:
@@ -108,6 +120,7 @@ class KubernetesCluster:
     def _call(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
               body: Obj | None = None, content_type: str | None = None) -> Obj:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError, MaxRetryError
 
         headers = {"Accept": "application/json"}
         if content_type:
@@ -119,8 +132,13 @@ class KubernetesCluster:
             )
         except ApiException as exc:
             if exc.status == 404 and method == "GET":
-                raise LookupError(path) from exc
-            raise ClusterError(f"{method} {path}: {_reason(exc)}") from exc
+                raise NotFoundError(path) from exc
+            error = ApplyConflictError if exc.status == 409 else ClusterError
+            raise error(f"{method} {path}: {_reason(exc)}") from exc
+        except HTTPError as exc:  # connection refused, TLS, timeouts: after the client's own retries
+            cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+            raise ClusterError(f"{method} {path}: API server unreachable: {bounded(str(cause), 200)}"
+                               ) from exc
 
     def apply(self, obj: Obj) -> Obj:
         rt = resource_type(obj["kind"])
@@ -134,5 +152,5 @@ class KubernetesCluster:
     def get(self, kind: str, name: str, namespace: str | None) -> Obj | None:
         try:
             return self._call("GET", resource_type(kind).path(name, namespace))
-        except LookupError:
+        except NotFoundError:
             return None

@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from shopfloor import names, settings
+from shopfloor.contract import SERVABLE_FORMATS
+from shopfloor.errors import InvalidInputError, bounded, excerpt
 
 Obj = dict[str, Any]
 
 KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
-DEFAULT_IMAGE = "ghcr.io/shopfloor/shopfloor-predictor:0.1.0"
-DEFAULT_NAMESPACE = "shopfloor"
-DEFAULT_S3_SECRET = "shopfloor-s3"
+#: The predictor image of this package version (the CLI lets SHOPFLOOR_PREDICTOR_IMAGE override it).
+DEFAULT_IMAGE = settings.image_ref(settings.PREDICTOR_IMAGE_NAME)
 DEFAULT_SERVICE_ACCOUNT = "shopfloor-predictor"
-HTTP_PORT = 8080
-GRPC_PORT = 8081
 KNATIVE_QUEUE_PORT = 8012
-#: Env vars the predictor reads its S3 credentials from; all come from the Secret, never literals.
-S3_SECRET_KEYS: tuple[str, ...] = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SHOPFLOOR_S3_ENDPOINT")
-#: The endpoint may be absent (real AWS S3); the two credential keys must be present.
-OPTIONAL_SECRET_KEYS = frozenset({"SHOPFLOOR_S3_ENDPOINT"})
 #: KServe >= 0.16 calls raw Deployment mode "Standard" ("RawDeployment" is the legacy alias).
 #: Knative ("Serverless") is the only mode in which canaryTrafficPercent splits traffic.
 DEPLOYMENT_MODES = ("Standard", "RawDeployment", "Serverless")
-RUN_AS_USER = 10001  # the uid the project Dockerfile creates
 
 LABEL_PREFIX = "shopfloor.io"
 MODEL_LABEL = f"{LABEL_PREFIX}/model"
@@ -39,12 +36,31 @@ STORAGE_URI_ANNOTATION = f"{LABEL_PREFIX}/storage-uri"
 #: are never applied: applying an empty Secret would wipe real credentials.
 TEMPLATE_ANNOTATION = f"{LABEL_PREFIX}/template-only"
 
-_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_VERSION = re.compile(r"^v\d{4,}$")
-#: KServe derives "<name>-predictor" Deployments/Services (and Knative adds revision suffixes),
-#: which must stay within the 63-character DNS label limit.
-MAX_NAME_LENGTH = 45
+MAX_PORT = 65535
+#: Registry version ids; also a label value, hence the length limit.
+_VERSION = r"v[0-9]{4,}"
+MAX_VERSION_LENGTH = 63
+#: A Kubernetes resource quantity (apimachinery's grammar).
+_QUANTITY = re.compile(r"(?P<number>[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))"
+                       r"(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))?")
+_SUFFIXES = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+             "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+             "P": Decimal("1e15"), "E": Decimal("1e18"),
+             **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))}}
+
+
+def quantity(value: str) -> Decimal:
+    """The amount a Kubernetes quantity string stands for ("250m" -> 0.25, "1Gi" -> 1073741824)."""
+    m = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise InvalidInputError(f"{excerpt(value)} is not a Kubernetes quantity (e.g. 250m, 1, 512Mi)")
+    suffix = m.group("suffix") or ""
+    try:
+        if suffix[:1] in ("e", "E") and len(suffix) > 1:
+            return Decimal(m.group("number") + suffix)
+        return Decimal(m.group("number")) * _SUFFIXES[suffix]
+    except InvalidOperation as exc:  # pragma: no cover - the grammar admits only decimals
+        raise InvalidInputError(f"{excerpt(value)} is not a Kubernetes quantity") from exc
 
 
 @dataclass(frozen=True)
@@ -65,23 +81,28 @@ class PredictorSpec:
     version: str
     storage_uri: str
     data_version: str | None = None
-    namespace: str = DEFAULT_NAMESPACE
+    namespace: str = settings.DEFAULT_NAMESPACE
     image: str = DEFAULT_IMAGE
     model_format: str = "int8"
-    #: InferenceService name; stable across versions so a new version rolls out in place.
+    #: InferenceService name (default: the model name); stable across versions so a new
+    #: version rolls out in place.
     name: str | None = None
     #: Percent of traffic for this version beside the current one; None = full rollout.
     canary_percent: int | None = None
     deployment_mode: str | None = None
-    s3_secret: str = DEFAULT_S3_SECRET
+    s3_secret: str = settings.S3_SECRET_NAME
     service_account: str = DEFAULT_SERVICE_ACCOUNT
     resources: Resources = field(default_factory=Resources)
     min_replicas: int = 1
     max_replicas: int = 1
+    #: The predictor's ports (REST with metrics and probes; gRPC).
+    http_port: int = settings.HTTP_PORT
+    grpc_port: int = settings.GRPC_PORT
 
     @property
     def service_name(self) -> str:
-        return self.name or service_name_for(self.model_name)
+        """``name``, else the model name as it is: see :func:`service_name_problem`."""
+        return self.name or self.model_name
 
     @property
     def mode(self) -> str:
@@ -94,43 +115,89 @@ class PredictorSpec:
         return replace(self, canary_percent=percent)
 
 
-def service_name_for(model_name: str) -> str:
-    """A DNS-1035 InferenceService name derived from a model name ("AI4I_failure" -> "ai4i-failure")."""
-    name = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")
-    if name and not name[0].isalpha():
-        name = f"m-{name}"
-    return name
+#: Shared with the chart's _helpers.tpl, which refuses the same model names with the same words.
+UNDERIVABLE_NAME = ("cannot be the InferenceService name as it is; give one explicitly "
+                    "(--name, Helm value name)")
+
+
+def service_name_problem(spec: PredictorSpec) -> str | None:
+    """Why ``spec`` has no usable InferenceService name, or None.
+
+    Without an explicit ``name`` the model name is used unchanged, never rewritten: a rewrite
+    ("AI4I_failure" -> "ai4i-failure") maps distinct registry models onto one InferenceService,
+    so deploying one would silently replace the other. An injective encoding would give names
+    nobody recognises, so a model name that is not already a valid name is refused instead.
+    """
+    if spec.name:
+        return names.INFERENCE_SERVICE_NAME.problem(spec.name, "InferenceService name")
+    if names.INFERENCE_SERVICE_NAME.matches(spec.model_name):
+        return None
+    return (f"model name {excerpt(spec.model_name)} {UNDERIVABLE_NAME}: it must be "
+            f"{names.INFERENCE_SERVICE_NAME.describe()}")
+
+
+def _resource_problems(res: Resources) -> list[str]:
+    problems = []
+    for kind in ("cpu", "memory"):
+        request, limit = getattr(res, f"{kind}_request"), getattr(res, f"{kind}_limit")
+        try:
+            below = quantity(limit) < quantity(request)
+        except InvalidInputError as exc:
+            problems.append(f"{kind} resources: {exc}")
+            continue
+        if below:
+            problems.append(f"{kind} limit {limit} is below its request {request}")
+    return problems
 
 
 def check_spec(spec: PredictorSpec) -> None:
     """Fail before anything reaches a cluster, with the reason, on values the API would reject."""
-    problems = []
-    name = spec.service_name
-    if not _DNS1035.match(name) or len(name) > MAX_NAME_LENGTH:
-        problems.append(f"InferenceService name {name!r} must be a DNS-1035 label of at most "
-                        f"{MAX_NAME_LENGTH} characters")
-    if not _DNS1035.match(spec.namespace):
-        problems.append(f"namespace {spec.namespace!r} must be a DNS label")
-    if not _VERSION.match(spec.version):
-        problems.append(f"version {spec.version!r} must look like v0001")
-    if not _LABEL_VALUE.match(spec.model_name) or len(spec.model_name) > 63:
-        problems.append(f"model name {spec.model_name!r} is not a valid label value")
-    if not spec.storage_uri.startswith("s3://"):
-        problems.append(f"storage URI {spec.storage_uri!r} must be an s3:// URI")
+    problems = [
+        service_name_problem(spec),
+        names.DNS1123_LABEL.problem(spec.namespace, "namespace"),
+        (names.LABEL_VALUE.problem(spec.model_name, "model name") if spec.model_name
+         else "model name is empty"),
+        names.DNS1123_SUBDOMAIN.problem(spec.s3_secret, "S3 Secret name"),
+        names.DNS1123_SUBDOMAIN.problem(spec.service_account, "ServiceAccount name"),
+    ]
+    version_ok = (isinstance(spec.version, str) and len(spec.version) <= MAX_VERSION_LENGTH
+                  and re.fullmatch(_VERSION, spec.version) is not None)
+    if not version_ok:
+        problems.append(f"version {excerpt(spec.version)} must look like v0001")
+    try:
+        _bucket, key = names.check_s3_uri(spec.storage_uri, "storage URI")
+    except InvalidInputError as exc:
+        problems.append(str(exc))
+    else:  # the URI must name this model and version (only worth saying when both are valid)
+        tail = f"{spec.model_name}/{spec.version}"
+        if version_ok and names.LABEL_VALUE.matches(spec.model_name) and not (
+                key == tail or key.endswith(f"/{tail}")):
+            problems.append(f"storage URI {excerpt(spec.storage_uri)} must end with /{bounded(tail, 130)}: "
+                            "the predictor loads <registry root>/<model>/<version>, and the labels name what "
+                            "it serves")
+    if spec.model_format not in SERVABLE_FORMATS:
+        problems.append(f"model format {excerpt(spec.model_format)} is not one of {list(SERVABLE_FORMATS)}")
     if not spec.image or any(c.isspace() for c in spec.image):
-        problems.append(f"image {spec.image!r} is not an image reference")
+        problems.append(f"image {excerpt(spec.image)} is not an image reference")
     if spec.mode not in DEPLOYMENT_MODES:
-        problems.append(f"deployment mode {spec.mode!r} is not one of {DEPLOYMENT_MODES}")
+        problems.append(f"deployment mode {excerpt(spec.mode)} is not one of {DEPLOYMENT_MODES}")
     if spec.canary_percent is not None:
         if not 0 <= spec.canary_percent <= 100:
             problems.append(f"canary percent {spec.canary_percent} must be within 0..100")
         if spec.mode != "Serverless":
             problems.append("canaryTrafficPercent only splits traffic in KServe Serverless (Knative) mode; "
                             f"deployment mode {spec.mode!r} would silently send 100% to the new version")
+    for what, port in (("HTTP", spec.http_port), ("gRPC", spec.grpc_port)):
+        if not 1 <= port <= MAX_PORT:
+            problems.append(f"{what} port {port} must be within 1..{MAX_PORT}")
+    if spec.http_port == spec.grpc_port:
+        problems.append(f"HTTP and gRPC ports must differ (both {spec.http_port})")
     if not 1 <= spec.min_replicas <= spec.max_replicas:
         problems.append(f"replicas must satisfy 1 <= min ({spec.min_replicas}) <= max ({spec.max_replicas})")
-    if problems:
-        raise ValueError("; ".join(problems))
+    problems.extend(_resource_problems(spec.resources))
+    found = [p for p in problems if p]
+    if found:
+        raise InvalidInputError("; ".join(found))
 
 
 def labels(spec: PredictorSpec) -> dict[str, str]:
@@ -156,9 +223,9 @@ def _lineage_annotations(spec: PredictorSpec) -> dict[str, str]:
     return notes
 
 
-def _probe(path: str, *, period: int, failures: int, delay: int) -> Obj:
+def _probe(path: str, port: int, *, period: int, failures: int, delay: int) -> Obj:
     return {
-        "httpGet": {"path": path, "port": HTTP_PORT, "scheme": "HTTP"},
+        "httpGet": {"path": path, "port": port, "scheme": "HTTP"},
         "initialDelaySeconds": delay,
         "periodSeconds": period,
         "timeoutSeconds": 2,
@@ -168,17 +235,17 @@ def _probe(path: str, *, period: int, failures: int, delay: int) -> Obj:
 
 
 def _container(spec: PredictorSpec) -> Obj:
-    ports: list[Obj] = [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    ports: list[Obj] = [{"name": "http1", "containerPort": spec.http_port, "protocol": "TCP"}]
     if spec.mode != "Serverless":
         # Knative admits exactly one container port, so gRPC is exposed only in Standard mode.
-        ports.append({"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"})
+        ports.append({"name": "h2c", "containerPort": spec.grpc_port, "protocol": "TCP"})
     env: list[Obj] = [
         {
             "name": key,
             "valueFrom": {"secretKeyRef": {"name": spec.s3_secret, "key": key,
-                                           "optional": key in OPTIONAL_SECRET_KEYS}},
+                                           "optional": key in settings.OPTIONAL_SECRET_KEYS}},
         }
-        for key in S3_SECRET_KEYS
+        for key in settings.S3_SECRET_KEYS
     ]
     # The root filesystem is read-only: anything that wants a writable home gets the /tmp volume.
     env.append({"name": "HOME", "value": "/tmp"})
@@ -193,8 +260,8 @@ def _container(spec: PredictorSpec) -> Obj:
             "--model-uri", spec.storage_uri,
             "--model-name", spec.model_name,
             "--format", spec.model_format,
-            "--http-port", str(HTTP_PORT),
-            "--grpc-port", str(GRPC_PORT),
+            "--http-port", str(spec.http_port),
+            "--grpc-port", str(spec.grpc_port),
             "--host", "0.0.0.0",
         ],
         "ports": ports,
@@ -205,11 +272,12 @@ def _container(spec: PredictorSpec) -> Obj:
         },
         # Readiness waits for the model itself; liveness only asks whether the server answers,
         # so a slow model load never gets the container killed.
-        "readinessProbe": _probe(f"/v2/models/{spec.model_name}/ready", period=5, failures=3, delay=2),
-        "livenessProbe": _probe("/v2/health/live", period=10, failures=3, delay=10),
+        "readinessProbe": _probe(f"/v2/models/{spec.model_name}/ready", spec.http_port,
+                                 period=5, failures=3, delay=2),
+        "livenessProbe": _probe("/v2/health/live", spec.http_port, period=10, failures=3, delay=10),
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
+            "runAsUser": settings.RUN_AS_USER,
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -230,15 +298,15 @@ def inference_service(spec: PredictorSpec) -> Obj:
         "labels": labels(spec),
         "annotations": {
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(HTTP_PORT),
+            "prometheus.io/port": str(spec.http_port),
             "prometheus.io/path": "/metrics",
             **_lineage_annotations(spec),
         },
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
+            "runAsUser": settings.RUN_AS_USER,
+            "runAsGroup": settings.RUN_AS_USER,
+            "fsGroup": settings.RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [_container(spec)],
@@ -285,9 +353,9 @@ def secret_template(spec: PredictorSpec) -> Obj:
             "labels": _common_labels(spec),
             "annotations": {
                 TEMPLATE_ANNOTATION: "true",
-                f"{LABEL_PREFIX}/required-keys": ",".join(k for k in S3_SECRET_KEYS
-                                                          if k not in OPTIONAL_SECRET_KEYS),
-                f"{LABEL_PREFIX}/optional-keys": ",".join(sorted(OPTIONAL_SECRET_KEYS)),
+                f"{LABEL_PREFIX}/required-keys": ",".join(k for k in settings.S3_SECRET_KEYS
+                                                          if k not in settings.OPTIONAL_SECRET_KEYS),
+                f"{LABEL_PREFIX}/optional-keys": ",".join(sorted(settings.OPTIONAL_SECRET_KEYS)),
             },
         },
     }
@@ -295,7 +363,7 @@ def secret_template(spec: PredictorSpec) -> Obj:
 
 def network_policy(spec: PredictorSpec) -> Obj:
     """Admit only the serving ports into the predictor pods; egress stays open (S3 endpoint)."""
-    ports = [HTTP_PORT, GRPC_PORT]
+    ports = [spec.http_port, spec.grpc_port]
     if spec.mode == "Serverless":
         ports.append(KNATIVE_QUEUE_PORT)  # Knative routes requests through the queue-proxy sidecar
     return {

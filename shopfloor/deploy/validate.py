@@ -21,6 +21,7 @@ import yaml
 from jsonschema import validators
 
 from shopfloor.deploy.render import KSERVE_API_VERSION
+from shopfloor.errors import IntegrityError
 
 Obj = dict[str, Any]
 CRD_FILE = "serving.kserve.io_inferenceservices.yaml"
@@ -59,7 +60,7 @@ def inference_service_schema() -> Obj:
     for version in crd()["spec"]["versions"]:
         if version["name"] == KSERVE_API_VERSION.split("/")[1]:
             return _strict(version["schema"]["openAPIV3Schema"])
-    raise LookupError(f"{CRD_FILE} has no {KSERVE_API_VERSION} version")
+    raise IntegrityError(f"{CRD_FILE} has no {KSERVE_API_VERSION} version", CRD_FILE)
 
 
 def _list_type(

@@ -6,6 +6,8 @@ same bootstrap weights, so their intervals and paired differences are comparable
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,57 +15,104 @@ import numpy as np
 import pandas as pd
 
 from shopfloor import lineage
+from shopfloor.contract import EVALUATION_REPORT, FEATURE_SPEC, VERDICT, ReleasePolicy
 from shopfloor.data import schema
 from shopfloor.data.ingest import read_split
 from shopfloor.evaluation import metrics
+from shopfloor.evaluation.bootstrap import Replicates
+from shopfloor.evaluation.decision import AT_LEAST, judge
 from shopfloor.evaluation.gates import apply_policy
 from shopfloor.evaluation.policy import load_policy
 from shopfloor.evaluation.stats import Estimate
+from shopfloor.inference.features import Featurizer
+from shopfloor.steps import StepResult, Verdict
 from shopfloor.training import baseline as baseline_model
-from shopfloor.training.features import FeatureSpec
-from shopfloor.training.train import FEATURE_SPEC, load_baseline, saved_model_scorer
-
-EVALUATION = "evaluation.json"
-VERDICT = "verdict.json"
+from shopfloor.training.train import load_baseline, saved_model_scorer
 
 
-def _as_dict(estimates: dict[str, Estimate]) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True)
+class RocCurve:
+    """Points of the candidate's ROC curve (at most 50), as KFP's ClassificationMetrics takes them."""
+
+    fpr: tuple[float, ...] = ()
+    tpr: tuple[float, ...] = ()
+    thresholds: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvaluationResult(StepResult):
+    """The evaluate step's result, plus what KFP's ClassificationMetrics shows."""
+
+    roc_curve: RocCurve = field(default_factory=RocCurve)
+    #: [[true negatives, false positives], [false negatives, true positives]] at the threshold.
+    confusion_matrix: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+
+
+def _as_dict(estimates: dict[str, Estimate]) -> dict[str, dict[str, Any]]:
     return {k: v.to_dict() for k, v in estimates.items()}
 
 
-def metric_table(
-    frame: pd.DataFrame, scores: np.ndarray, threshold: float, policy: dict[str, Any], seed: int
-) -> dict[str, Any]:
-    """Metrics overall and per product type, each with a stratified bootstrap 95 % CI."""
+def model_replicates(
+    y: np.ndarray,
+    models: Mapping[str, tuple[np.ndarray, float]],
+    policy: ReleasePolicy,
+    seed: int,
+    differences: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Replicates]:
+    """Every gate metric of every model (``name -> (scores, threshold)``) and each
+    ``key -> (candidate, reference)`` difference of the non-inferiority metric, all on the
+    SAME stratified resamples of the test rows (the split is stratified, so its resamples
+    keep its number of failures). Keys: ``"<model>/<metric>"`` and ``"difference/<key>"``.
+    """
+    ni = policy.non_inferiority.metric
+    return metrics.models_replicates(
+        y, models, target_precision=policy.target_precision, resamples=policy.bootstrap_resamples, seed=seed,
+        differences={key: (a, b, ni) for key, (a, b) in (differences or {}).items()}, stratify=True)
+
+
+def _model_table(reps: Mapping[str, Replicates], name: str, confidence: float) -> dict[str, Any]:
+    return _as_dict({m: metrics.estimate(reps[f"{name}/{m}"], m, confidence) for m in metrics.METRICS})
+
+
+def model_tables(
+    frame: pd.DataFrame, models: Mapping[str, tuple[np.ndarray, float]], policy: ReleasePolicy, seed: int,
+    overall: Mapping[str, Replicates] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics overall and per product type for each model, each with its 95 % interval
+    (stratified bootstrap; see :func:`shopfloor.evaluation.metrics.estimate` for the method).
+    ``overall``: the models' replicates on all rows when already computed."""
     y = frame[schema.TARGET].to_numpy()
-    kw = {
-        "threshold": threshold,
-        "target_precision": float(policy["threshold"]["target_precision"]),
-        "confidence": float(policy["confidence"]),
-    }
-    n_boot = int(policy["bootstrap_resamples"])
-    table: dict[str, Any] = {
-        "overall": _as_dict(
-            metrics.evaluate_with_ci(y, scores, weights=metrics.bootstrap_weights(y, n_boot, seed), **kw)
-        ),
-        "per_product_type": {},
+    overall = overall if overall is not None else model_replicates(y, models, policy, seed)
+    tables: dict[str, dict[str, Any]] = {
+        name: {"overall": _model_table(overall, name, policy.confidence), "per_product_type": {}}
+        for name in models
     }
     types = frame[schema.PRODUCT_TYPE].to_numpy()
     for t in schema.PRODUCT_TYPES:
         mask = types == t
         y_t = y[mask]
         if mask.sum() == 0 or y_t.sum() == 0 or y_t.sum() == len(y_t):
-            table["per_product_type"][t] = {
-                "rows": int(mask.sum()),
-                "failures": int(y_t.sum()),
-                "note": "too few classes in the test split to rank",
-            }
+            for name in models:
+                tables[name]["per_product_type"][t] = {
+                    "rows": int(mask.sum()),
+                    "failures": int(y_t.sum()),
+                    "note": "too few classes in the test split to rank",
+                }
             continue
-        weights = metrics.bootstrap_weights(y_t, n_boot, seed)
-        entry: dict[str, Any] = _as_dict(metrics.evaluate_with_ci(y_t, scores[mask], weights=weights, **kw))
-        entry.update(rows=int(mask.sum()), failures=int(y_t.sum()))
-        table["per_product_type"][t] = entry
-    return table
+        subset = {name: (scores[mask], threshold) for name, (scores, threshold) in models.items()}
+        reps = model_replicates(y_t, subset, policy, seed)
+        for name in models:
+            entry: dict[str, Any] = _model_table(reps, name, policy.confidence)
+            entry.update(rows=int(mask.sum()), failures=int(y_t.sum()))
+            tables[name]["per_product_type"][t] = entry
+    return tables
+
+
+def metric_table(
+    frame: pd.DataFrame, scores: np.ndarray, threshold: float, policy: ReleasePolicy, seed: int
+) -> dict[str, Any]:
+    """One model's metrics overall and per product type, each with its 95 % interval."""
+    return model_tables(frame, {"model": (scores, threshold)}, policy, seed)["model"]
 
 
 def _roc_points(y: np.ndarray, scores: np.ndarray, max_points: int = 50) -> dict[str, list[float]]:
@@ -89,16 +138,22 @@ def evaluate_step(
     out_dir: Path,
     *,
     data_version: str,
-    policy_path: str | None = None,
+    policy: ReleasePolicy | None = None,
     champion_dir: Path | None = None,
     champion_version: str | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Score candidate, baseline (and champion) on test; write evaluation and verdict JSON."""
-    policy = load_policy(policy_path)
-    target_precision = float(policy["threshold"]["target_precision"])
+) -> EvaluationResult:
+    """Score candidate, baseline (and champion) on test; write evaluation and verdict JSON.
+
+    ``policy`` None applies the policy shipped with the code. The verdict passes when every
+    gate passed, fails when any gate failed (its interval lies wholly on the wrong side), and
+    is inconclusive otherwise (an interval straddles its limit or is undefined: the test rows
+    cannot tell); the reason names each gate that did not pass.
+    """
+    policy = policy or load_policy()
+    target_precision = policy.target_precision
     validation, test = read_split(data_dir, "validation"), read_split(data_dir, "test")
-    spec = FeatureSpec.load(Path(model_dir) / FEATURE_SPEC)
+    spec = Featurizer.load(Path(model_dir) / FEATURE_SPEC)
     x_val, x_test = spec.transform(validation), spec.transform(test)
     y_val, y_test = validation[schema.TARGET].to_numpy(), test[schema.TARGET].to_numpy()
 
@@ -115,71 +170,79 @@ def evaluate_step(
         ),
     }
     if champion_dir is not None:
-        champ_spec = FeatureSpec.load(Path(champion_dir) / FEATURE_SPEC)
+        champ_spec = Featurizer.load(Path(champion_dir) / FEATURE_SPEC)
         champion_score = saved_model_scorer(champion_dir)
         scores["champion"] = champion_score(champ_spec.transform(test))
         thresholds["champion"] = metrics.choose_threshold(
             y_val, champion_score(champ_spec.transform(validation)), target_precision
         )
 
-    tables = {name: metric_table(test, s, thresholds[name], policy, seed) for name, s in scores.items()}
-    weights = metrics.bootstrap_weights(y_test, int(policy["bootstrap_resamples"]), seed)
-    ni_metric = policy["non_inferiority"]["metric"]
-    differences = {
-        ref: metrics.paired_difference(
-            y_test,
-            scores["keras"],
-            scores[ref],
-            metric=ni_metric,
-            weights=weights,
-            threshold=thresholds["keras"],
-            reference_threshold=thresholds[ref],
-            target_precision=target_precision,
-            confidence=float(policy["confidence"]),
-        )
-        for ref in scores
-        if ref != "keras"
+    models = {name: (s, thresholds[name]) for name, s in scores.items()}
+    references = {ref: ("keras", ref) for ref in scores if ref != "keras"}
+    reps = model_replicates(y_test, models, policy, seed, references)
+    tables = model_tables(test, models, policy, seed, overall=reps)
+    alpha = (1 - policy.confidence) / 2
+    n_test = len(y_test)
+    candidate = {
+        g.metric: judge(reps[f"keras/{g.metric}"], quantity=g.metric, limit=g.min_ci_low, direction=AT_LEAST,
+                        alpha=alpha, n=n_test, method=metrics.interval_method(g.metric))
+        for g in policy.gates
     }
-    candidate = metrics.evaluate_with_ci(
-        y_test,
-        scores["keras"],
-        threshold=thresholds["keras"],
-        target_precision=target_precision,
-        weights=weights,
-        confidence=float(policy["confidence"]),
-    )
+    ni = policy.non_inferiority
+    differences = {
+        ref: judge(reps[f"difference/{ref}"], quantity=f"{ni.metric} difference vs {ref}", limit=-ni.margin,
+                   direction=AT_LEAST, alpha=alpha, n=n_test, method=metrics.interval_method(None),
+                   bounded=False)
+        for ref in references
+    }
     verdict = apply_policy(policy, candidate, differences)
+    keras_overall = {m: metrics.estimate(reps[f"keras/{m}"], m, policy.confidence) for m in metrics.METRICS}
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    roc = _roc_points(y_test, scores["keras"])
+    confusion = _confusion(y_test, scores["keras"], thresholds["keras"])
     evaluation = {
         "data_version": data_version,
-        "policy_version": policy["policy_version"],
+        "policy_version": policy.policy_version,
         "test_rows": len(test),
         "test_failures": int(y_test.sum()),
         "champion": {"version": champion_version} if champion_dir is not None else None,
         "threshold": thresholds["keras"],
         "thresholds": thresholds,
         "target_precision": target_precision,
-        "bootstrap": {"resamples": int(policy["bootstrap_resamples"]), "seed": seed, "stratified": True},
+        "bootstrap": {"resamples": policy.bootstrap_resamples, "seed": seed, "stratified": True,
+                      "methods": {m: metrics.interval_method(m) for m in metrics.METRICS}},
         "models": tables,
-        "differences": {k: v.to_dict() for k, v in differences.items()},
-        "roc_curve": _roc_points(y_test, scores["keras"]),
-        "confusion_matrix": _confusion(y_test, scores["keras"], thresholds["keras"]),
+        "differences": {ref: Estimate(j.estimate, j.low, j.high, j.method).to_dict()
+                        for ref, j in differences.items()},
+        "roc_curve": roc,
+        "confusion_matrix": confusion,
     }
-    lineage.write_json_atomic(out / EVALUATION, evaluation)
+    lineage.write_json_atomic(out / EVALUATION_REPORT, evaluation)
     lineage.write_json_atomic(out / VERDICT, {"data_version": data_version, **verdict.to_dict()})
     lineage.write_manifest(
         out,
         "evaluation",
         data_version=data_version,
         passed=verdict.passed,
-        policy_version=policy["policy_version"],
+        policy_version=policy.policy_version,
         champion=champion_version if champion_dir is not None else None,
     )
-    return {
-        "passed": verdict.passed,
-        "reason": verdict.reason(),
-        "evaluation": evaluation,
-        "verdict": verdict.to_dict(),
-    }
+    outcome = verdict.verdict()
+    reason = verdict.reason()
+    if outcome is Verdict.INCONCLUSIVE:
+        reason = f"{reason} ({len(test)} test rows with {int(y_test.sum())} failures)"
+    figures = {f"{name}_{part}": getattr(estimate, part)
+               for name, estimate in keras_overall.items() for part in ("value", "ci_low", "ci_high")}
+    return EvaluationResult(
+        step="evaluate",
+        verdict=outcome,
+        reason=reason,
+        metrics={**figures, "threshold": thresholds["keras"], "gates": len(verdict.gates),
+                 "failed_gates": len(verdict.failed())},
+        outputs={"evaluation": str(out), "policy_version": policy.policy_version,
+                 **({"champion": champion_version} if champion_dir is not None and champion_version else {})},
+        roc_curve=RocCurve(tuple(roc["fpr"]), tuple(roc["tpr"]), tuple(roc["thresholds"])),
+        confusion_matrix=((confusion[0][0], confusion[0][1]), (confusion[1][0], confusion[1][1])),
+    )

@@ -1,66 +1,70 @@
-"""The release policy file: which gates a model must pass, read from a versioned YAML."""
+"""The release policy file: which gates a model must pass, read from a versioned YAML.
+
+The policy's shape is :class:`shopfloor.contract.ReleasePolicy` (strict: a typo fails loudly,
+never disables a gate silently); this module only finds and parses the YAML around it.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from shopfloor.evaluation.metrics import METRICS
+from shopfloor.contract import ReleasePolicy
+from shopfloor.errors import InvalidInputError, NotFoundError, bounded
+
+#: Largest policy accepted (file or pipeline parameter): a policy is a page of YAML.
+MAX_POLICY_BYTES = 1 << 20
 
 
-class PolicyError(ValueError):
-    """The policy file is missing a field or holds an impossible value."""
+class PolicyError(InvalidInputError):
+    """The policy cannot be read, is not YAML, or holds a missing field or impossible value."""
 
 
 def default_policy_path() -> Path:
     return Path(str(resources.files("shopfloor.evaluation") / "policy.yaml"))
 
 
-def load_policy(path: Path | str | None = None) -> dict[str, Any]:
-    """Read and check a policy; a typo must fail loudly, never disable a gate silently."""
-    source = Path(path) if path else default_policy_path()
+def parse_policy(text: str, source: str = "policy") -> ReleasePolicy:
+    """Policy YAML text -> ReleasePolicy; :class:`PolicyError` naming ``source`` otherwise."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        raise PolicyError(f"policy {source} is larger than {MAX_POLICY_BYTES} bytes")
     try:
-        policy = yaml.safe_load(source.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"cannot read policy {source}: {exc}") from exc
-    if not isinstance(policy, dict):
-        raise PolicyError(f"{source}: policy must be a mapping")
-    for key in ("policy_version", "gates", "non_inferiority", "equivalence", "threshold"):
-        if key not in policy:
-            raise PolicyError(f"{source}: missing '{key}'")
-    for gate in policy["gates"]:
-        if gate.get("metric") not in METRICS or not isinstance(gate.get("min_ci_low"), int | float):
-            raise PolicyError(
-                f"{source}: bad gate {gate!r}; metric must be one of {list(METRICS)} "
-                "with a numeric min_ci_low"
-            )
-    ni = policy["non_inferiority"]
-    if ni.get("metric") not in METRICS or not isinstance(ni.get("margin"), int | float):
-        raise PolicyError(f"{source}: non_inferiority needs a metric from {list(METRICS)} and a margin")
-    for fmt in ("float32", "int8"):
-        if fmt not in policy["equivalence"]:
-            raise PolicyError(f"{source}: equivalence has no limits for {fmt}")
-    policy.setdefault("confidence", 0.95)
-    policy.setdefault("bootstrap_resamples", 1000)
-    policy["source"] = str(source)
-    return policy
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy {source} is not valid YAML: {bounded(str(exc), 200)}") from None
+    try:
+        return ReleasePolicy.from_dict(data, source=source)
+    except InvalidInputError as exc:
+        raise PolicyError(str(exc)) from None
 
 
-@contextmanager
-def policy_file(policy_yaml: str) -> Iterator[str | None]:
-    """Pipeline parameter -> policy path: empty text means the shipped policy; otherwise
-    the YAML is written to a temporary file for the duration of the step."""
+def read_policy_text(path: Path | str) -> str:
+    """A policy file's text: NotFoundError when missing, PolicyError when not a readable,
+    bounded, UTF-8 file."""
+    source = Path(path)
+    if not source.exists():
+        raise NotFoundError(f"policy file not found: {source}")
+    if not source.is_file():
+        raise PolicyError(f"policy {source} is not a file")
+    try:
+        if source.stat().st_size > MAX_POLICY_BYTES:
+            raise PolicyError(f"policy {source} is larger than {MAX_POLICY_BYTES} bytes")
+        return source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read policy {source}: {bounded(str(exc), 200)}") from None
+
+
+def load_policy(path: Path | str | None = None) -> ReleasePolicy:
+    """Read and check a policy file (the policy shipped with the code by default)."""
+    source = Path(path) if path else default_policy_path()
+    return parse_policy(read_policy_text(source), str(source))
+
+
+def policy_from_text(policy_yaml: str) -> ReleasePolicy:
+    """The pipeline's ``policy_yaml`` parameter -> ReleasePolicy: empty text means the
+    policy shipped with the code."""
     if not policy_yaml.strip():
-        yield None
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "policy.yaml"
-        path.write_text(policy_yaml)
-        load_policy(path)  # fail early with a clear error
-        yield str(path)
+        return load_policy()
+    return parse_policy(policy_yaml, "policy_yaml")

@@ -1,22 +1,33 @@
 """Cloud predictor: the failure model behind KServe's V1 / Open Inference Protocol (V2) APIs.
 
 ``python -m shopfloor.serving --model-dir DIR`` (or ``shopfloor serve``) serves a registry
-model version over REST and gRPC on loopback by default; see :mod:`shopfloor.serving.server`
-for why kserve's own server start is not used, and :mod:`shopfloor.serving.codec` for the
-request format (raw sensor readings in the canonical schema).
+model version over REST and gRPC on loopback by default. This package is the kserve adapter
+over the serving core :mod:`shopfloor.inference` (codec, features, LiteRT, predictor): see
+:mod:`shopfloor.serving.server` for the routes and limits, :mod:`shopfloor.serving.options`
+for the flags. Exports are imported lazily, so ``shopfloor.serving.options`` (what
+``shopfloor --help`` needs) does not pull in kserve.
 """
 
-from shopfloor.serving.codec import DEFAULT_MAX_BATCH, PREDICTED, PROBABILITY
-from shopfloor.serving.model import FORMATS, FailureModel, ModelLoadError
-from shopfloor.serving.server import DEFAULT_HOST, PredictorServer
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_MAX_BATCH",
-    "FORMATS",
-    "PREDICTED",
-    "PROBABILITY",
-    "FailureModel",
-    "ModelLoadError",
-    "PredictorServer",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FailureModel": "shopfloor.serving.model",
+    "FORMATS": "shopfloor.serving.model",
+    "PredictorServer": "shopfloor.serving.server",
+    "Limits": "shopfloor.serving.server",
+    "DEFAULT_HOST": "shopfloor.serving.server",
+    "PREDICTED": "shopfloor.inference.codec",
+    "PROBABILITY": "shopfloor.inference.codec",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -3,45 +3,64 @@
 Copies the newest finished local pipeline run (``runs/shopfloor-training-*`` with a converted
 edge model) into the registry's version layout, or, on a fresh clone without runs, trains a
 tiny model (3 epochs) through the same training and conversion code. Either way the result is
-a real model produced by ``shopfloor.training`` + ``shopfloor.conversion``, not a mock.
+a real model produced by ``shopfloor.training`` + ``shopfloor.conversion``, not a mock, and
+every document is written through :mod:`shopfloor.contract`.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
+from shopfloor import contract, lineage
 from shopfloor.data import schema
+from shopfloor.settings import DEFAULT_MODEL_NAME
 
 SAMPLE_VERSION = "v0001"
 
 
 def newest_run(runs_dir: Path) -> Path | None:
     """The newest run that finished conversion, or None."""
+    edge = contract.run_output(Path("."), "edge_model")
+    model = contract.run_output(Path("."), "model")
     candidates = sorted(
         run
         for run in runs_dir.glob("shopfloor-training-*")
-        if (run / "convert" / "edge_model" / "model_int8.tflite").is_file()
-        and (run / "train" / "model" / "saved_model" / "saved_model.pb").is_file()
+        if (run / edge / contract.litert_file("int8")).is_file()
+        and (run / model / contract.SAVED_MODEL_PB).is_file()
     )
     return candidates[-1] if candidates else None
 
 
-def _write_manifest(dest: Path, base: dict[str, object], source: str) -> None:
-    manifest = {**base, "version": SAMPLE_VERSION, "model": "ai4i-failure", "source": source}
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+def write_manifest(dest: Path, *, run_id: str, data_version: str | None) -> contract.VersionManifest:
+    """A version manifest for the files in ``dest`` (checksums, formats, threshold)."""
+    decision = contract.load_decision(dest)
+    files = {
+        rel: contract.FileEntry(sha, (dest / rel).stat().st_size)
+        for rel, sha in lineage.file_hashes(dest).items()
+    }
+    formats = tuple(f for f in contract.SERVABLE_FORMATS if (dest / contract.model_artifact(f)).exists())
+    manifest = contract.VersionManifest(
+        model=DEFAULT_MODEL_NAME, version=dest.name if dest.name.startswith("v") else SAMPLE_VERSION,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), run_id=run_id, files=files,
+        threshold=decision.threshold, formats=formats, data_version=data_version,
+    )
+    lineage.write_text_atomic(dest / contract.MANIFEST, contract.dumps(manifest.to_dict()))
+    return manifest
 
 
 def from_run(run: Path, dest: Path) -> Path:
     """Copy a run's SavedModel and edge model into ``dest`` (registry version layout)."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(run / "train" / "model" / "saved_model", dest / "saved_model")
-    for path in (run / "convert" / "edge_model").iterdir():
-        if path.is_file() and path.name != "manifest.json":
+    saved_model = contract.run_output(run, "model") / contract.SAVED_MODEL_DIR
+    shutil.copytree(saved_model, dest / contract.SAVED_MODEL_DIR)
+    edge = contract.run_output(run, "edge_model")
+    for path in edge.iterdir():
+        if path.is_file() and path.name != contract.MANIFEST:
             shutil.copy2(path, dest / path.name)
-    base = json.loads((run / "convert" / "edge_model" / "manifest.json").read_text())
-    _write_manifest(dest, {"data_version": base.get("data_version")}, f"run {run.name}")
+    base = lineage.read_manifest(edge)
+    write_manifest(dest, run_id=run.name, data_version=base.get("data_version"))
     return dest
 
 
@@ -51,23 +70,23 @@ def train_tiny(dest: Path, epochs: int = 3) -> Path:
 
     from shopfloor.conversion.convert import convert
     from shopfloor.data.loader import load
-    from shopfloor.training.features import FeatureSpec
+    from shopfloor.inference.features import Featurizer
     from shopfloor.training.model import TrainParams, export_saved_model, train
 
     dataset = load()
     frame = dataset.frame
-    spec = FeatureSpec.fit(frame)
-    x = spec.transform(frame)
+    featurizer = Featurizer.fit(frame)
+    x = featurizer.transform(frame)
     y = frame[schema.TARGET].to_numpy(dtype=np.int64)
     cut = int(len(x) * 0.8)
     model, _ = train(x[:cut], y[:cut], x[cut:], y[cut:], TrainParams(epochs=epochs))
     dest.mkdir(parents=True, exist_ok=True)
-    export_saved_model(model, dest / "saved_model")
-    convert(dest / "saved_model", x[:cut], dest)
-    spec.save(dest / "feature_spec.json")
-    decision = {"threshold": 0.5, "target": schema.TARGET, "inputs": list(schema.INPUT_COLUMNS)}
-    (dest / "decision.json").write_text(json.dumps(decision) + "\n")
-    _write_manifest(dest, {"data_version": dataset.version}, "train_tiny")
+    export_saved_model(model, dest / contract.SAVED_MODEL_DIR)
+    convert(dest / contract.SAVED_MODEL_DIR, x[:cut], dest)
+    featurizer.save(dest / contract.FEATURE_SPEC)
+    decision = contract.Decision(threshold=0.5, target=schema.TARGET, inputs=schema.INPUT_COLUMNS)
+    lineage.write_text_atomic(dest / contract.DECISION, contract.dumps(decision.to_dict()))
+    write_manifest(dest, run_id="train_tiny", data_version=dataset.version)
     return dest
 
 

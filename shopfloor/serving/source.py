@@ -11,13 +11,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from shopfloor.errors import InvalidInputError, excerpt
+
 
 def split_model_uri(uri: str) -> tuple[str, str, str]:
     """``<root>/<model>/<version>`` -> (root, model, version)."""
     parts = uri.rstrip("/").rsplit("/", 2)
     if len(parts) != 3 or not all(parts) or parts[0].endswith(":/"):
-        raise ValueError(
-            f"model URI {uri!r} must look like <registry root>/<model>/<version>, "
+        raise InvalidInputError(
+            f"model URI {excerpt(uri, 120)} must look like <registry root>/<model>/<version>, "
             "e.g. s3://bucket/prefix/ai4i-failure/v0001"
         )
     root, model, version = parts

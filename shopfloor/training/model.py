@@ -7,31 +7,17 @@ so the same data and parameters give the same model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shopfloor.training.export import SERVING_SIGNATURE, export_saved_model_with_logits
+from shopfloor.training.params import TrainParams
 
-@dataclass(frozen=True)
-class TrainParams:
-    """Hyper-parameters a pipeline run may override (recorded in the model's manifest)."""
-
-    hidden_units: tuple[int, ...] = (64, 32)
-    # swish measured PR-AUC 0.84 vs relu 0.81 on the AI4I test split (same seed and budget):
-    # the smooth gate fits the sharp failure boundaries with fewer dead units.
-    activation: str = "swish"
-    epochs: int = 60
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    # Failures weigh 3x: enough to keep rare failures in the loss without the fully balanced
-    # weighting, which measured worse PR-AUC (it over-predicts failures); None = balanced.
-    positive_weight: float | None = 3.0
-    seed: int = 42
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = [
+    "TrainParams", "build", "class_weights", "export_saved_model", "load_signature", "predict", "train",
+]
 
 
 def class_weights(y: np.ndarray, positive_weight: float | None) -> dict[int, float]:
@@ -99,9 +85,7 @@ def predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 def export_saved_model(model: Any, directory: Path) -> Path:
     """Export a TF SavedModel: ``serving_default`` (probability, input ``features``) plus a
-    ``logits`` signature that int8 conversion needs (see shopfloor.conversion.convert)."""
-    from shopfloor.conversion.convert import export_saved_model_with_logits
-
+    ``logits`` signature that int8 conversion needs (see shopfloor.training.export)."""
     return export_saved_model_with_logits(model, Path(directory))
 
 
@@ -109,4 +93,4 @@ def load_signature(directory: Path) -> Any:
     """The SavedModel's serving function: what KServe's TF runtime would call."""
     import tensorflow as tf
 
-    return tf.saved_model.load(str(directory)).signatures["serving_default"]
+    return tf.saved_model.load(str(directory)).signatures[SERVING_SIGNATURE]

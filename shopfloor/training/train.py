@@ -4,29 +4,37 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shopfloor import lineage
+from shopfloor.contract import FEATURE_SPEC, SAVED_MODEL_DIR
 from shopfloor.data import schema
 from shopfloor.data.ingest import read_split
+from shopfloor.inference.features import Featurizer
+from shopfloor.steps import StepResult, Verdict
 from shopfloor.training import baseline, model
-from shopfloor.training.features import FeatureSpec
+from shopfloor.training.params import TrainParams, params_from_dict
 
-SAVED_MODEL = "saved_model"
-FEATURE_SPEC = "feature_spec.json"
+__all__ = ["BASELINE", "FEATURE_SPEC", "SAVED_MODEL", "load_baseline", "params_from_dict",
+           "saved_model_scorer", "score_saved_model", "train_step"]
+
+#: The SavedModel directory inside a model artifact (the same name a registry version uses).
+SAVED_MODEL = SAVED_MODEL_DIR
 BASELINE = "baseline.pkl"
 
 
-def train_step(data_dir: Path, out_dir: Path, params: model.TrainParams, data_version: str) -> dict[str, Any]:
+def train_step(data_dir: Path, out_dir: Path, params: TrainParams, data_version: str) -> StepResult:
     """Fit features on train, the MLP (validated on validation) and the baseline; write the
-    SavedModel, the feature spec and the baseline with a manifest into ``out_dir``."""
+    SavedModel, the feature spec and the baseline with a manifest into ``out_dir``.
+
+    Training has no gate of its own: the verdict is a pass once the model is written.
+    """
     train = read_split(data_dir, "train")
     validation = read_split(data_dir, "validation")
-    spec = FeatureSpec.fit(train)
+    spec = Featurizer.fit(train)
     x_train, x_val = spec.transform(train), spec.transform(validation)
     y_train = train[schema.TARGET].to_numpy()
     y_val = validation[schema.TARGET].to_numpy()
@@ -40,18 +48,27 @@ def train_step(data_dir: Path, out_dir: Path, params: model.TrainParams, data_ve
     spec.save(out / FEATURE_SPEC)
     with open(out / BASELINE, "wb") as fh:
         pickle.dump(gbm, fh)
-    return lineage.write_manifest(
+    figures = {
+        "final_loss": history["loss"][-1],
+        "final_val_loss": history["val_loss"][-1],
+        "epochs": len(history["loss"]),
+    }
+    lineage.write_manifest(
         out,
         "model",
         data_version=data_version,
         parameters=params.to_dict(),
-        figures={
-            "final_loss": history["loss"][-1],
-            "final_val_loss": history["val_loss"][-1],
-            "epochs": len(history["loss"]),
-        },
+        figures=figures,
         features=list(spec.names),
         input_shape=[None, len(spec.names)],
+    )
+    return StepResult(
+        step="train",
+        verdict=Verdict.PASS,
+        reason=(f"trained an MLP {list(params.hidden_units)} for {figures['epochs']} epochs on {len(train)} "
+                f"rows (validation loss {figures['final_val_loss']:.4f}) and the baseline"),
+        metrics={**figures, "train_rows": len(train), "features": len(spec.names)},
+        outputs={"model": str(out)},
     )
 
 
@@ -59,41 +76,6 @@ def load_baseline(model_dir: Path) -> Any:
     """The pickled baseline written by :func:`train_step` (trusted: our own artifact)."""
     with open(Path(model_dir) / BASELINE, "rb") as fh:
         return pickle.load(fh)
-
-
-def params_from_dict(values: dict[str, Any] | None) -> model.TrainParams:
-    """Pipeline parameters -> TrainParams; unknown names are an error, not ignored.
-
-    KFP passes dict parameters as protobuf Structs, where every number is a float, so
-    values are coerced to the field's type (and an integer field refuses 2.5).
-    """
-    params = model.TrainParams()
-    if not values:
-        return params
-    defaults = params.to_dict()
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown training parameters {unknown}; known: {sorted(defaults)}")
-    coerced: dict[str, Any] = {}
-    for name, value in values.items():
-        default = defaults[name]
-        if name == "hidden_units":
-            coerced[name] = tuple(_as_int(name, u) for u in value)
-        elif isinstance(default, bool | str):
-            coerced[name] = type(default)(value)
-        elif isinstance(default, int):
-            coerced[name] = _as_int(name, value)
-        elif value is None:
-            coerced[name] = None
-        else:
-            coerced[name] = float(value)
-    return replace(params, **coerced)
-
-
-def _as_int(name: str, value: Any) -> int:
-    if float(value) != int(float(value)):
-        raise ValueError(f"training parameter {name} must be an integer, got {value!r}")
-    return int(float(value))
 
 
 def saved_model_scorer(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]:

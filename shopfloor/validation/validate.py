@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from shopfloor.data import schema
+from shopfloor.errors import IntegrityError
 from shopfloor.validation.profile import (
     TEMPERATURE_DELTA,
     expectation_parameters,
@@ -77,7 +78,7 @@ def _build_suite(configs: list[dict[str, Any]]) -> Any:
     document = suite_document()
     suite = gx.ExpectationSuite(name=document["name"], expectations=configs, meta=dict(document["meta"]))
     if len(suite.expectations) != len(configs):
-        raise ValueError(
+        raise IntegrityError(
             f"{SUITE_FILE}: GE accepted {len(suite.expectations)} of {len(configs)} expectations "
             "(see the GE log for the invalid configuration)"
         )

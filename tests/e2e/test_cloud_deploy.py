@@ -18,12 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from shopfloor import settings
+from shopfloor.errors import ExternalServiceError
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools" / "bin"
-NAMESPACE = "shopfloor"
-IMAGE = os.environ.get("SHOPFLOOR_PREDICTOR_IMAGE", "shopfloor-predictor:e2e")
+NAMESPACE = settings.DEFAULT_NAMESPACE
+SECRET = settings.S3_SECRET_NAME
+ISVC = settings.DEFAULT_MODEL_NAME  # the InferenceService is named after the model
+IMAGE = settings.PREDICTOR_IMAGE.get() or "shopfloor-predictor:e2e"
 S3_HOST_ENDPOINT = "http://127.0.0.1:30900"  # kind-config.yaml maps MinIO's NodePort here
 S3_CLUSTER_ENDPOINT = "http://minio.minio.svc.cluster.local:9000"
 
@@ -53,7 +58,7 @@ def platform() -> Iterator[dict[str, str]]:
         pytest.skip(reason)
     sh("bash", "scripts/install-tools.sh")
     sh("bash", "tests/e2e/setup_cluster.sh", timeout=1800)
-    if "SHOPFLOOR_PREDICTOR_IMAGE" not in os.environ:
+    if not settings.PREDICTOR_IMAGE.is_set():
         sh("docker", "build", "-t", IMAGE, ".", timeout=1800)
     sh("kind", "load", "docker-image", IMAGE, "--name", os.environ.get("SHOPFLOOR_KIND_CLUSTER", "shopfloor"))
     raw = sh("kubectl", "-n", "minio", "get", "secret", "minio-root", "-o", "json").stdout
@@ -61,12 +66,13 @@ def platform() -> Iterator[dict[str, str]]:
     user = base64.b64decode(secret["MINIO_ROOT_USER"]).decode()
     password = base64.b64decode(secret["MINIO_ROOT_PASSWORD"]).decode()
     # The predictor's credentials: created from the MinIO secret, never written to a file.
-    sh("kubectl", "-n", NAMESPACE, "delete", "secret", "shopfloor-s3", "--ignore-not-found")
-    sh("kubectl", "-n", NAMESPACE, "create", "secret", "generic", "shopfloor-s3",
-       f"--from-literal=AWS_ACCESS_KEY_ID={user}", f"--from-literal=AWS_SECRET_ACCESS_KEY={password}",
-       f"--from-literal=SHOPFLOOR_S3_ENDPOINT={S3_CLUSTER_ENDPOINT}")
-    os.environ.update({"AWS_ACCESS_KEY_ID": user, "AWS_SECRET_ACCESS_KEY": password,
-                       "SHOPFLOOR_S3_ENDPOINT": S3_HOST_ENDPOINT})
+    key_id, secret_key, endpoint = (settings.AWS_ACCESS_KEY_ID.name, settings.AWS_SECRET_ACCESS_KEY.name,
+                                    settings.S3_ENDPOINT.name)
+    sh("kubectl", "-n", NAMESPACE, "delete", "secret", SECRET, "--ignore-not-found")
+    sh("kubectl", "-n", NAMESPACE, "create", "secret", "generic", SECRET,
+       f"--from-literal={key_id}={user}", f"--from-literal={secret_key}={password}",
+       f"--from-literal={endpoint}={S3_CLUSTER_ENDPOINT}")
+    os.environ.update({key_id: user, secret_key: password, endpoint: S3_HOST_ENDPOINT})
     yield {"registry": "s3://shopfloor/registry"}
 
 
@@ -77,8 +83,8 @@ def versions(platform: dict[str, str]) -> list[str]:
 
     from shopfloor.registry import assemble_version, open_registry
 
-    client = Minio("127.0.0.1:30900", access_key=os.environ["AWS_ACCESS_KEY_ID"],
-                   secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], secure=False)
+    client = Minio("127.0.0.1:30900", access_key=settings.AWS_ACCESS_KEY_ID.get(),
+                   secret_key=settings.AWS_SECRET_ACCESS_KEY.get(), secure=False)
     if not client.bucket_exists("shopfloor"):
         client.make_bucket("shopfloor")
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +93,7 @@ def versions(platform: dict[str, str]) -> list[str]:
         run_dir = max((p for p in out.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
         version_dir = assemble_version(run_dir, Path(tmp) / "version")
         registry = open_registry(platform["registry"])
-        return [registry.publish(version_dir, run_id=f"e2e-{i}")["version"] for i in range(2)]
+        return [registry.publish(version_dir, run_id=f"e2e-{i}").version for i in range(2)]
 
 
 def deploy(
@@ -105,8 +111,8 @@ def test_deploy_ready_promote_idempotent_and_rollback(platform: dict[str, str], 
 
     done = deploy(platform, first, "--image", IMAGE)
     assert done.returncode == 0, done.stderr + done.stdout
-    assert registry.resolve("champion", "cloud") == first
-    isvc = json.loads(sh("kubectl", "-n", NAMESPACE, "get", "isvc", "ai4i-failure", "-o", "json").stdout)
+    assert registry.resolve("champion", settings.CLOUD_ENV) == first
+    isvc = json.loads(sh("kubectl", "-n", NAMESPACE, "get", "isvc", ISVC, "-o", "json").stdout)
     ready = {c["type"]: c["status"] for c in isvc["status"]["conditions"]}
     assert ready["Ready"] == "True"
     managers = {m["manager"] for m in isvc["metadata"]["managedFields"] if m["operation"] == "Apply"}
@@ -117,13 +123,13 @@ def test_deploy_ready_promote_idempotent_and_rollback(platform: dict[str, str], 
 
     # A version whose image cannot be pulled never becomes Ready: the deploy must roll back.
     bad = deploy(platform, second, "--image", "shopfloor-predictor:missing-e2e", timeout=120)
-    assert bad.returncode == 1
+    assert bad.returncode == ExternalServiceError.exit_code
     assert "rolled back" in bad.stdout and "not Ready within 120s" in bad.stdout
-    assert registry.resolve("champion", "cloud") == first
-    isvc = json.loads(sh("kubectl", "-n", NAMESPACE, "get", "isvc", "ai4i-failure", "-o", "json").stdout)
+    assert registry.resolve("champion", settings.CLOUD_ENV) == first
+    isvc = json.loads(sh("kubectl", "-n", NAMESPACE, "get", "isvc", ISVC, "-o", "json").stdout)
     assert isvc["metadata"]["labels"]["shopfloor.io/model-version"] == first
-    sh("kubectl", "-n", NAMESPACE, "wait", "isvc/ai4i-failure", "--for=condition=Ready", "--timeout=300s")
+    sh("kubectl", "-n", NAMESPACE, "wait", f"isvc/{ISVC}", "--for=condition=Ready", "--timeout=300s")
 
     promoted = deploy(platform, second, "--image", IMAGE)
     assert promoted.returncode == 0, promoted.stderr + promoted.stdout
-    assert registry.resolve("champion", "cloud") == second
+    assert registry.resolve("champion", settings.CLOUD_ENV) == second

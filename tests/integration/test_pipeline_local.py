@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from shopfloor import contract
 from shopfloor.data import schema
-from shopfloor.evaluation.policy import load_policy
+from shopfloor.evaluation.policy import default_policy_path
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -65,6 +66,30 @@ def test_main_job_passes_and_summarises(main_run: tuple[Any, dict[str, Any]]) ->
     assert summary["registry"]["version"] == "v0001" and summary["registry"]["alias"] == "candidate"
     assert summary["champion"] is None
     assert {g["name"] for g in summary["gates"]["gates"]} >= {"non_inferior_to_baseline"}
+    assert summary["checks"] == {"validation": "passed", "gates": "passed", "equivalence": "passed"}
+    assert summary["failure"] is None
+
+
+def test_edge_model_quality_holds_statistically(main_run: tuple[Any, dict[str, Any]]) -> None:
+    """The shipped int8 model judged by shopfloor.testing on the run's own test split: its
+    confidence bounds, not point values, must clear the limits (the split is stratified)."""
+    from shopfloor.data.ingest import read_split
+    from shopfloor.inference.features import Featurizer
+    from shopfloor.inference.runtime import LiteRTModel
+    from shopfloor.testing import assert_agreement, assert_metric
+
+    _, summary = main_run
+    run = _run_dir(summary)
+    test = read_split(contract.run_output(run, "dataset"), "test")
+    edge = contract.run_output(run, "edge_model")
+    x, y = Featurizer.from_version(edge).transform(test), test[schema.TARGET].to_numpy()
+    int8 = LiteRTModel(edge / contract.litert_file("int8")).predict_proba(x)
+    float32 = LiteRTModel(edge / contract.litert_file("float32")).predict_proba(x)
+    # A real model: far above the 3.4 % failure rate a coin would score.
+    assert_metric(y, int8, metric="pr_auc", at_least=0.5, stratify=True)
+    assert_metric(y, int8, metric="roc_auc", at_least=0.9, stratify=True)
+    threshold = contract.load_decision(edge).threshold
+    assert_agreement(float32 >= threshold, int8 >= threshold, at_least=0.98)
 
 
 def test_next_run_is_judged_against_the_champion(
@@ -89,29 +114,21 @@ def test_artifacts_carry_lineage(main_run: tuple[Any, dict[str, Any]]) -> None:
     _, summary = main_run
     run = _run_dir(summary)
     version = summary["data_version"]
-    for manifest in (
-        run / "ingest/dataset",
-        run / "train/model",
-        run / "evaluate/evaluation",
-        run / "convert/edge_model",
-    ):
-        data = json.loads((manifest / "manifest.json").read_text())
+    for key in ("dataset", "model", "evaluation", "edge_model"):
+        manifest = contract.run_output(run, key)
+        data = json.loads((manifest / contract.MANIFEST).read_text())
         assert data["data_version"] == version
         assert data["code_version"]
         for rel, digest in data["files"].items():
             assert len(digest) == 64 and (manifest / rel).exists()
-    edge = run / "convert/edge_model"
-    for name in (
-        "golden_int8.npz",
-        "golden_int8.json",
-        "golden_float32.npz",
-        "feature_spec.json",
-        "decision.json",
-    ):
+    edge = contract.run_output(run, "edge_model")
+    for name in (*contract.golden_files("int8"), *contract.golden_files("float32"), contract.FEATURE_SPEC,
+                 contract.DECISION):
         assert (edge / name).exists(), name
+    assert contract.load_decision(edge).threshold == summary["threshold"]
     from shopfloor.conversion.equivalence import self_test
 
-    assert self_test(edge / "model_int8.tflite", edge, name="golden_int8")
+    assert self_test(edge / contract.litert_file("int8"), edge, fmt="int8")
 
 
 def _bad(mutate: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[pd.DataFrame, Path], Path]:
@@ -160,6 +177,8 @@ def test_bad_input_stops_before_training(case: str, real_frame: pd.DataFrame, tm
     if case in ("celsius", "negative speed", "unknown type", "duplicate ids"):
         assert " e.g. " in reason, reason  # examples of the offending values
     assert summary["validation"]["success"] is False
+    assert summary["checks"] == {"validation": "failed", "gates": "not_run", "equivalence": "not_run"}
+    assert summary["failure"]["step"] == "validate" and summary["failure"]["category"] == "gate failed"
     assert any(f.get("column") == column or column in f["message"] for f in summary["validation"]["failures"])
     run = _run_dir(summary)
     assert (run / "validate" / "report").exists()  # the HTML report for a person
@@ -183,12 +202,30 @@ def test_unparseable_file_stops_at_ingest(tmp_path: Path) -> None:
     reason = result.stderr.strip().splitlines()[-1]
     assert "cannot parse broken.parquet" in reason, reason
     assert summary["validation"]["success"] is False and summary["data_version"] is None
+    # Nothing after ingest ran, so no check may claim it failed.
+    assert summary["checks"] == {"validation": "not_run", "gates": "not_run", "equivalence": "not_run"}
+    assert summary["failure"]["step"] == "ingest" and summary["failure"]["category"] == "invalid input"
+    assert "not run" in result.stdout and "FAIL" not in result.stdout
     run = _run_dir(summary)
     assert not (run / "validate").exists() and not (run / "train").exists()
 
 
+def test_single_class_data_stops_at_ingest(real_frame: pd.DataFrame, tmp_path: Path) -> None:
+    """Data without failures used to train for ~100 s and fail in a later step; ingest sees it."""
+    data = tmp_path / "healthy.csv"
+    real_frame[real_frame[schema.TARGET] == 0].to_csv(data, index=False)
+    result, summary = _run(tmp_path, "--data", str(data))
+    assert result.returncode != 0
+    reason = result.stderr.strip().splitlines()[-1]
+    assert "ingest failed" in reason and "single class" in reason, reason
+    assert summary["failure"]["step"] == "ingest"
+    assert summary["checks"] == {"validation": "not_run", "gates": "not_run", "equivalence": "not_run"}
+    assert summary["wall_time_s"] < 60
+    assert not (_run_dir(summary) / "train").exists()
+
+
 def _params(tmp_path: Path, policy_changes: Callable[[dict[str, Any]], None], epochs: int) -> Path:
-    policy = yaml.safe_load(Path(load_policy()["source"]).read_text())
+    policy = yaml.safe_load(default_policy_path().read_text())
     policy_changes(policy)
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     params = tmp_path / "params.yaml"
@@ -205,6 +242,7 @@ def test_failed_gate_produces_no_edge_model(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "gates failed: pr_auc" in result.stderr and "below 0.990" in result.stderr
     assert summary["gates"]["passed"] is False
+    assert summary["checks"] == {"validation": "passed", "gates": "failed", "equivalence": "not_run"}
     assert summary["artifacts"]["litert_int8"] is None
     assert not (_run_dir(summary) / "convert").exists()
 
@@ -220,9 +258,11 @@ def test_failed_equivalence_fails_the_run(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "equivalence failed: int8: max_abs_probability_diff" in result.stderr
     assert summary["gates"]["passed"] is True and summary["equivalence"]["passed"] is False
-    edge = _run_dir(summary) / "convert" / "edge_model"
-    assert not (edge / "model_int8.tflite").exists()
-    report = json.loads((_run_dir(summary) / "convert" / "equivalence").read_text())
+    assert summary["checks"] == {"validation": "passed", "gates": "passed", "equivalence": "failed"}
+    assert summary["failure"]["step"] == "convert" and summary["failure"]["category"] == "gate failed"
+    edge = contract.run_output(_run_dir(summary), "edge_model")
+    assert not (edge / contract.litert_file("int8")).exists()
+    report = json.loads(contract.run_output(_run_dir(summary), "equivalence").read_text())
     assert report["equivalence"]["float32"]["passed"] is True
 
 
@@ -232,3 +272,21 @@ def test_unknown_parameter_is_refused(tmp_path: Path) -> None:
     result = run_cli("run", "--params", str(params), cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown pipeline parameters ['epochs']" in result.stderr
+
+
+@pytest.mark.parametrize(("params", "codes", "message"), [
+    ("seed: abc\n", {2}, "seed must be an integer, got 'abc'"),
+    ("test_fraction: 1.5\n", {2}, "test_fraction must be a number in (0, 1)"),
+    ("train_params: {epochs: ten}\n", {2}, "train_params.epochs must be an integer"),
+    ("policy: missing.yaml\n", {2, 3}, "missing.yaml"),  # invalid input or not found: both one line
+    ("policy: .\n", {2}, "is not a file"),
+])
+def test_bad_parameters_stop_before_the_pipeline(
+    tmp_path: Path, params: str, codes: set[int], message: str
+) -> None:
+    (tmp_path / "p.yaml").write_text(params)
+    runs = tmp_path / "runs"
+    result = run_cli("run", "--params", str(tmp_path / "p.yaml"), "--output", str(runs), cwd=tmp_path)
+    assert result.returncode in codes, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()

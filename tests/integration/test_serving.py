@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,18 +22,18 @@ from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from shopfloor.conversion.runtime import LiteRTModel
+from shopfloor import contract
 from shopfloor.data import schema
 from shopfloor.data.loader import load
-from shopfloor.serving.sample import sample_version_dir
-from shopfloor.training.features import FeatureSpec
+from shopfloor.inference.features import Featurizer
+from shopfloor.inference.runtime import LiteRTModel
+from tests.integration.predictor import MODEL, running_predictor
 
 tritonhttp = pytest.importorskip("tritonclient.http")
 # gRPC goes through kserve's client: tritonclient.grpc registers the same "inference.*" protobuf
 # symbols as kserve and the two cannot be imported into one process.
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = "ai4i-failure"
 MAX_BATCH = 64
 SPEC = yaml.safe_load((REPO / "shopfloor" / "serving" / "spec" / "rest_predict_v2.yaml").read_text())
 
@@ -47,68 +42,11 @@ def _schema(name: str) -> dict[str, Any]:
     return {"components": SPEC["components"], "allOf": [{"$ref": f"#/components/schemas/{name}"}]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def version_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_version_dir(tmp_path_factory.mktemp("model") / "v0001", REPO / "runs")
-
-
 @pytest.fixture(scope="module")
 def server(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    http_port, grpc_port = _free_port(), _free_port()
-    log_path = tmp_path_factory.mktemp("predictor") / "predictor.log"
-    log = log_path.open("wb")  # a file, not a pipe: an unread pipe fills up and blocks the server
-    cmd = [
-        sys.executable,
-        "-m",
-        "shopfloor.serving",
-        "--model-dir",
-        str(version_dir),
-        "--model-name",
-        MODEL,
-        "--format",
-        "int8",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        "--max-batch",
-        str(MAX_BATCH),
-        "--log-level",
-        "WARNING",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    )
-    url = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                out = log_path.read_text(errors="replace")[-5000:]
-                pytest.fail(f"predictor exited with {proc.returncode}:\n{out}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("predictor did not become ready in 60 s")
-            time.sleep(0.2)
-        yield {"url": url, "grpc": f"127.0.0.1:{grpc_port}", "http_port": http_port, "proc": proc}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    log_dir = tmp_path_factory.mktemp("predictor")
+    with running_predictor(version_dir, log_dir, "--format", "int8", "--max-batch", str(MAX_BATCH)) as p:
+        yield {"url": p.url, "grpc": p.grpc, "http_port": p.http_port, "proc": p.proc}
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +55,9 @@ def rows(version_dir: Path) -> dict[str, Any]:
     frame = load().frame
     picked = frame[frame[schema.TARGET] == 1].head(8).index.tolist() + frame.head(24).index.tolist()
     sample = frame.loc[picked, list(schema.INPUT_COLUMNS)].reset_index(drop=True)
-    spec = FeatureSpec.load(version_dir / "feature_spec.json")
-    proba = LiteRTModel(version_dir / "model_int8.tflite").predict_proba(spec.transform(sample))
-    threshold = json.loads((version_dir / "decision.json").read_text())["threshold"]
+    features = Featurizer.from_version(version_dir).transform(sample)
+    proba = LiteRTModel(version_dir / contract.litert_file("int8")).predict_proba(features)
+    threshold = contract.load_decision(version_dir).threshold
     predicted = proba >= threshold
     assert predicted.any() and not predicted.all(), "test rows should cover both classes"
     return {"frame": sample, "proba": proba.astype(np.float32), "predicted": predicted}

@@ -15,13 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from shopfloor import contract
 from shopfloor.conversion.convert import (
-    FLOAT32_FILE,
-    INT8_FILE,
     ConversionError,
     calibration_rows,
     convert,
-    export_saved_model_with_logits,
 )
 from shopfloor.conversion.equivalence import (
     check_equivalence,
@@ -30,7 +28,10 @@ from shopfloor.conversion.equivalence import (
     self_test,
     write_golden,
 )
-from shopfloor.conversion.runtime import LiteRTModel
+from shopfloor.inference.runtime import LiteRTModel
+from shopfloor.training.export import export_saved_model_with_logits
+
+FLOAT32_FILE, INT8_FILE = contract.litert_file("float32"), contract.litert_file("int8")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is imported lazily, in the fixtures
 N_TRAIN, N_TEST = 6000, 3000
@@ -165,19 +166,23 @@ def test_golden_self_test_passes_and_catches_swapped_or_corrupt_models(
     int8_path = model_dir / INT8_FILE
     shutil.copy(files["int8"], int8_path)
     x = standardised["x_test"][np.argsort(standardised["reference"])[:: len(standardised["x_test"]) // 64]]
-    write_golden(model_dir, x, LiteRTModel(int8_path).predict_proba(x))
-    assert self_test(int8_path, model_dir)
+    write_golden(model_dir, x, LiteRTModel(int8_path).predict_proba(x), fmt="int8")
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted([INT8_FILE, *contract.golden_files("int8")])
+    golden = contract.load_golden(model_dir, "int8")  # the contract's strict reader accepts it
+    assert (golden.n, golden.n_features) == x.shape
+    assert self_test(int8_path, model_dir, fmt="int8")
+    assert not self_test(int8_path, model_dir, fmt="float32")  # no golden files for that format
 
     float_out = LiteRTModel(files["float32"]).predict_proba(x)
     assert np.abs(float_out - LiteRTModel(int8_path).predict_proba(x)).max() > 5e-3  # a real swap
     shutil.copy(files["float32"], int8_path)
-    assert not self_test(int8_path, model_dir)
+    assert not self_test(int8_path, model_dir, fmt="int8")
 
     data = bytearray(files["int8"].read_bytes())
     int8_path.write_bytes(bytes(data[: len(data) // 2]))
-    assert not self_test(int8_path, model_dir)
+    assert not self_test(int8_path, model_dir, fmt="int8")
     int8_path.unlink()
-    assert not self_test(int8_path, model_dir)
+    assert not self_test(int8_path, model_dir, fmt="int8")
 
 
 @pytest.mark.parametrize("kind", ["missing", "corrupt"])

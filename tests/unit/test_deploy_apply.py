@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from shopfloor.deploy.apply import DeployResult, default_version, deploy, restorable, spec_from_registry
+from shopfloor.deploy.cluster import ApplyConflictError, ClusterError
 from shopfloor.deploy.render import VERSION_LABEL, PredictorSpec
+from shopfloor.errors import ConflictError, ExternalServiceError, InvalidInputError, NotFoundError
 
 NS = "plant-a"
 
@@ -209,6 +212,7 @@ def test_timeout_rolls_back_to_previous_spec_and_leaves_registry() -> None:
     assert result.previous_version == "v0001"
     assert "not Ready within 30s" in result.message and "MinimumReplicasUnavailable" in result.message
     assert "\n" not in result.message
+    assert isinstance(result.error(), ExternalServiceError) and str(result.error()) == result.message
     assert 30 <= elapsed < 40
 
 
@@ -257,6 +261,7 @@ def test_missing_secret_fails_before_applying_anything() -> None:
     assert result.outcome == "failed"
     assert "Secret plant-a/shopfloor-s3" in result.message
     assert cluster.applied == [] and registry.calls == []
+    assert result.category is NotFoundError
 
 
 def test_first_deploy_failing_has_nothing_to_roll_back_to() -> None:
@@ -276,19 +281,83 @@ def test_the_secret_template_is_never_applied() -> None:
     assert cluster.objects[("Secret", NS, "shopfloor-s3")]["data"] == {"AWS_ACCESS_KEY_ID": "x"}
 
 
-def test_default_version_prefers_candidate_then_newest() -> None:
+def test_default_version_is_the_registrys_candidate_or_newest_rule(tmp_path: Path) -> None:
     class Reg:
-        def __init__(self, candidate: str | None) -> None:
-            self.candidate = candidate
+        def __init__(self, chosen: str | None) -> None:
+            self.chosen, self.asked = chosen, list[str]()
 
-        def resolve(self, alias: str, env: str = "cloud") -> str | None:
-            return self.candidate if alias == "candidate" else None
+        def candidate_or_newest(self, env: str = "cloud") -> str | None:
+            self.asked.append(env)
+            return self.chosen
 
-        def list_versions(self) -> list[str]:
-            return ["v0001", "v0002", "v0003"]
+    reg = Reg("v0002")
+    assert default_version(reg, "edge") == "v0002" and reg.asked == ["edge"]
 
-    assert default_version(Reg("v0002")) == "v0002"
-    assert default_version(Reg(None)) == "v0003"
+    from shopfloor.registry import open_registry
+
+    empty = open_registry(tmp_path)
+    with pytest.raises(NotFoundError) as caught:
+        default_version(empty)
+    assert str(caught.value) == f"registry {empty!r} has no published version to deploy"
+
+
+class _S3Backend:
+    def describe(self) -> str:
+        return "s3://models/registry"
+
+
+def _registry_of(model: str) -> Any:
+    class Reg:
+        backend = _S3Backend()
+
+        def show(self, version: str) -> Any:
+            return SimpleNamespace(model=model, version=version, data_version=None)
+
+    reg = Reg()
+    reg.model = model  # type: ignore[attr-defined]
+    return reg
+
+
+def test_a_registry_model_name_kubernetes_cannot_carry_is_reported_not_lost() -> None:
+    """The registry's own rule allows 'ai4i_failure' and 'press-': deploy says why, in one line."""
+    with pytest.raises(InvalidInputError) as caught:
+        spec_from_registry(_registry_of("ai4i_failure"), "v0004")
+    assert str(caught.value) == (
+        "model name 'ai4i_failure' cannot be the InferenceService name as it is; give one explicitly "
+        "(--name, Helm value name): it must be a DNS-1035 label (lowercase letters, digits and '-', starting "
+        "with a letter, ending with a letter or digit, at most 45 characters) (the registry keeps "
+        "'ai4i_failure' v0004 unchanged)")
+    spec = spec_from_registry(_registry_of("ai4i_failure"), "v0004", name="ai4i-underscore")
+    assert (spec.service_name, spec.storage_uri) == ("ai4i-underscore",
+                                                     "s3://models/registry/ai4i_failure/v0004")
+
+    with pytest.raises(InvalidInputError) as caught:
+        spec_from_registry(_registry_of("press-"), "v0001", name="press")
+    assert str(caught.value).startswith("registry model name 'press-' must be a label value (")
+    assert str(caught.value).endswith("(the registry keeps 'press-' v0001 unchanged)")
+
+
+def test_invalid_manifests_and_cluster_failures_carry_their_category(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refusing(FakeCluster):
+        def __init__(self, error: ClusterError) -> None:
+            super().__init__("ready")
+            self.error = error
+
+        def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+            raise self.error
+
+    conflict = ApplyConflictError("PATCH /x: 409 Conflict: someone else")
+    result, _ = run(spec("v0002"), Refusing(conflict), FakeRegistry())
+    assert result.outcome == "failed" and isinstance(result.error(), ConflictError)
+    assert result.message == "v0002 not deployed: PATCH /x: 409 Conflict: someone else"
+    result, _ = run(spec("v0002"), Refusing(ClusterError("PATCH /x: 403 Forbidden")), FakeRegistry())
+    assert type(result.error()) is ClusterError and result.error().exit_code == 7
+
+    monkeypatch.setattr("shopfloor.deploy.apply.object_errors", lambda _objects: ["InferenceService/x: bad"])
+    cluster = FakeCluster("ready")
+    result, _ = run(spec("v0002"), cluster, FakeRegistry())
+    assert result.message == "refusing invalid manifests: InferenceService/x: bad" and cluster.applied == []
+    assert isinstance(result.error(), InvalidInputError)
 
 
 def test_spec_from_registry_uses_the_version_s3_uri() -> None:
@@ -300,8 +369,8 @@ def test_spec_from_registry_uses_the_version_s3_uri() -> None:
         model = "ai4i-failure"
         backend = Backend()
 
-        def show(self, version: str) -> dict[str, Any]:
-            return {"model": "ai4i-failure", "version": version, "data_version": "sha256:abc"}
+        def show(self, version: str) -> Any:
+            return SimpleNamespace(model="ai4i-failure", version=version, data_version="sha256:abc")
 
     s = spec_from_registry(Reg(), "v0004", namespace="plant-b")
     assert s.storage_uri == "s3://models/registry/ai4i-failure/v0004"
@@ -311,5 +380,33 @@ def test_spec_from_registry_uses_the_version_s3_uri() -> None:
 def test_spec_from_a_filesystem_registry_is_refused(tmp_path: Path) -> None:
     from shopfloor.registry import open_registry
 
-    with pytest.raises(ValueError, match="not in S3"):
+    with pytest.raises(InvalidInputError) as caught:
         spec_from_registry(open_registry(tmp_path), "v0001")
+    assert str(caught.value) == (f"registry {tmp_path} is not in S3: the cloud predictor can only load s3:// "
+                                 "versions (use --registry s3://bucket/prefix)")
+
+
+def test_a_real_registry_version_renders_with_its_lineage(tmp_path: Path) -> None:
+    """Through the real Registry (manifest via the contract), over a directory posing as S3."""
+    from shopfloor.deploy.render import DATA_VERSION_ANNOTATION, inference_service
+    from shopfloor.registry import FilesystemBackend, Registry
+    from tests.fixtures.versions import DATA_VERSION, make_version_dir
+
+    class S3Lookalike(FilesystemBackend):
+        def describe(self) -> str:
+            return "s3://models/registry"
+
+    registry = Registry(S3Lookalike(tmp_path / "store"))
+    first = registry.publish(make_version_dir(tmp_path / "build-1"), run_id="r1").version
+    second = registry.publish(make_version_dir(tmp_path / "build-2", seed=1), run_id="r2").version
+    assert default_version(registry) == second  # no candidate: the newest
+    registry.set_alias("candidate", first)
+    assert default_version(registry) == first
+
+    s = spec_from_registry(registry, first, namespace="plant-b")
+    assert (s.model_name, s.storage_uri) == ("ai4i-failure", f"s3://models/registry/ai4i-failure/{first}")
+    isvc = inference_service(s)
+    assert isvc["metadata"]["annotations"][DATA_VERSION_ANNOTATION] == DATA_VERSION
+    assert isvc["metadata"]["labels"][VERSION_LABEL] == first
+    with pytest.raises(NotFoundError):
+        spec_from_registry(registry, "v0099")

@@ -17,8 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from kubernetes import client
 
-from shopfloor.deploy.cluster import ClusterError, KubernetesCluster
+from shopfloor.deploy.cluster import ApplyConflictError, ClusterError, KubernetesCluster
 from shopfloor.deploy.render import PredictorSpec, inference_service, service_account
+from shopfloor.errors import ConflictError, ExternalServiceError, InvalidInputError
 
 SPEC = PredictorSpec(model_name="ai4i-failure", version="v0003",
                      storage_uri="s3://models/registry/ai4i-failure/v0003", namespace="plant-a")
@@ -143,12 +144,47 @@ def test_conflict_surfaces_the_servers_reason(fake_api: tuple[Recorder, Kubernet
         "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
         "message": 'Apply failed with 1 conflict: conflict with "kubectl-edit": .metadata.labels'})
 
-    with pytest.raises(ClusterError, match=r"409 Conflict: Apply failed with 1 conflict.*kubectl-edit"):
+    with pytest.raises(ApplyConflictError) as caught:
         cluster.apply(service_account(SPEC))
+    assert str(caught.value) == ('PATCH /api/v1/namespaces/plant-a/serviceaccounts/shopfloor-predictor: 409 '
+                                 'Conflict: Apply failed with 1 conflict: conflict with "kubectl-edit": '
+                                 '.metadata.labels')
+    # a conflict (exit code 4) that is still a cluster error for callers that catch those
+    assert isinstance(caught.value, ConflictError) and isinstance(caught.value, ClusterError)
+    assert caught.value.exit_code == ConflictError.exit_code
+
+
+def test_other_refusals_are_external_service_errors(fake_api: tuple[Recorder, KubernetesCluster]) -> None:
+    recorder, cluster = fake_api
+    path = "/api/v1/namespaces/plant-a/serviceaccounts/shopfloor-predictor"
+    recorder.responses[("PATCH", path)] = (403, {
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "serviceaccounts is forbidden"})
+    with pytest.raises(ClusterError) as caught:
+        cluster.apply(service_account(SPEC))
+    assert not isinstance(caught.value, ConflictError)
+    assert isinstance(caught.value, ExternalServiceError) and caught.value.exit_code == 7
+    assert str(caught.value) == f"PATCH {path}: 403 Forbidden: serviceaccounts is forbidden"
+
+
+def test_unreachable_api_server_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    configuration.retries = 0
+    with client.ApiClient(configuration) as api_client, pytest.raises(ClusterError) as caught:
+        KubernetesCluster(api_client).get("Secret", "shopfloor-s3", "plant-a")
+    message = str(caught.value)
+    assert message.startswith("GET /api/v1/namespaces/plant-a/secrets/shopfloor-s3: API server unreachable: ")
+    assert "\n" not in message and len(message) < 400
 
 
 def test_unknown_kind_is_refused_before_any_request(fake_api: tuple[Recorder, KubernetesCluster]) -> None:
     recorder, cluster = fake_api
-    with pytest.raises(ValueError, match="does not manage kind 'Pod'"):
+    with pytest.raises(InvalidInputError, match="does not manage kind 'Pod'"):
         cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "x"}})
     assert recorder.requests == []

@@ -17,18 +17,22 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from shopfloor.commands.deploy import app
+from shopfloor import settings
+from shopfloor.cli import app
+from shopfloor.contract import SERVABLE_FORMATS
 from shopfloor.deploy import validate
 from shopfloor.deploy.render import (
     DATA_VERSION_ANNOTATION,
-    S3_SECRET_KEYS,
     VERSION_LABEL,
     PredictorSpec,
     Resources,
     applicable,
     inference_service,
+    quantity,
     render_objects,
 )
+from shopfloor.errors import InvalidInputError
+from shopfloor.settings import S3_SECRET_KEYS
 
 URI = "s3://models/registry/ai4i-failure/v0007"
 BASE = PredictorSpec(model_name="ai4i-failure", version="v0007", storage_uri=URI,
@@ -36,10 +40,12 @@ BASE = PredictorSpec(model_name="ai4i-failure", version="v0007", storage_uri=URI
 
 CASES: dict[str, PredictorSpec] = {
     "plain": BASE,
-    "raw-legacy-mode": PredictorSpec(model_name="ai4i-failure", version="v0001", storage_uri=URI,
-                                     deployment_mode="RawDeployment"),
-    "no-data-version": PredictorSpec(model_name="ai4i_failure", version="v0012", storage_uri=URI),
-    "custom": PredictorSpec(model_name="press-7", version="v0123", storage_uri="s3://b/p/press-7/v0123",
+    "raw-legacy-mode": PredictorSpec(model_name="ai4i-failure", version="v0001",
+                                     deployment_mode="RawDeployment",
+                                     storage_uri="s3://models/registry/ai4i-failure/v0001"),
+    "no-data-version-explicit-name": PredictorSpec(model_name="ai4i_failure", version="v0012", name="ai4i-u",
+                                                   storage_uri="s3://models/registry/ai4i_failure/v0012"),
+    "custom": PredictorSpec(model_name="press-7", version="v0123", storage_uri="s3://plant-b/p/press-7/v0123",
                             namespace="plant-b", image="registry.local:5000/shopfloor/predictor@sha256:"
                             + "ab" * 32, model_format="float32", name="press7-predictor",
                             s3_secret="plant-b-s3", service_account="plant-b-predictor",
@@ -185,26 +191,120 @@ def test_canary_form() -> None:
     assert isvc["metadata"]["name"] == inference_service(BASE)["metadata"]["name"]  # rolls out in place
 
 
+NAMESPACE_RULE = ("must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a "
+                  "letter or digit, at most 63 characters)")
+NAME_RULE = ("must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, ending "
+             "with a letter or digit, at most 45 characters)")
+LONG_NAMESPACE = f"namespace '{'n' * 45}…(302 chars) {NAMESPACE_RULE}"
+KEY_CHARS = "the key may hold only printable ASCII characters (no whitespace or control characters)"
+
+
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"version": "7"}, "must look like v0001"),
-    ({"storage_uri": "/tmp/model"}, "s3:// URI"),
-    ({"namespace": "Plant_A"}, "namespace"),
-    ({"name": "x" * 46}, "DNS-1035"),
-    ({"canary_percent": 101, "deployment_mode": "Serverless"}, "within 0..100"),
-    ({"canary_percent": 10, "deployment_mode": "Standard"}, "only splits traffic in KServe Serverless"),
-    ({"min_replicas": 3, "max_replicas": 2}, "replicas"),
-    ({"image": "has space"}, "image"),
+    ({"version": "7"}, "version '7' must look like v0001"),
+    ({"version": "v0001\n"}, "version 'v0001\\n' must look like v0001"),
+    ({"storage_uri": "/tmp/model"}, "storage URI '/tmp/model' must be an s3://bucket/key URI"),
+    ({"storage_uri": "s3://"}, "storage URI 's3://' has no bucket (expected s3://bucket/key)"),
+    ({"storage_uri": "s3:///ai4i-failure/v0001"},
+     "storage URI 's3:///ai4i-failure/v0001' has no bucket (expected s3://bucket/key)"),
+    ({"storage_uri": "s3://models/a b/ai4i-failure/v0001"},
+     f"storage URI 's3://models/a b/ai4i-failure/v0001': {KEY_CHARS}"),
+    ({"storage_uri": "s3://models/ai4i-failure/v0001\n"},
+     f"storage URI 's3://models/ai4i-failure/v0001\\n': {KEY_CHARS}"),
+    ({"storage_uri": "s3://models/ai4i-failure/v0002"},
+     "storage URI 's3://models/ai4i-failure/v0002' must end with /ai4i-failure/v0001: the predictor loads "
+     "<registry root>/<model>/<version>, and the labels name what it serves"),
+    ({"namespace": "Plant_A"}, f"namespace 'Plant_A' {NAMESPACE_RULE}"),
+    ({"namespace": "plant\n"}, f"namespace 'plant\\n' {NAMESPACE_RULE}"),
+    ({"namespace": "n" * 300}, LONG_NAMESPACE),
+    ({"name": "x" * 46}, f"InferenceService name '{'x' * 46}' {NAME_RULE}"),
+    ({"model_name": "AI4I_failure", "storage_uri": "s3://models/AI4I_failure/v0001"},
+     "model name 'AI4I_failure' cannot be the InferenceService name as it is; give one explicitly "
+     f"(--name, Helm value name): it {NAME_RULE}"),
+    ({"s3_secret": "S3"}, "S3 Secret name 'S3' must be a DNS-1123 subdomain (dot-separated DNS-1123 labels, "
+                          "at most 253 characters)"),
+    ({"model_format": "onnx"}, f"model format 'onnx' is not one of {list(SERVABLE_FORMATS)}"),
+    ({"canary_percent": 101, "deployment_mode": "Serverless"}, "canary percent 101 must be within 0..100"),
+    ({"canary_percent": 10, "deployment_mode": "Standard"},
+     "canaryTrafficPercent only splits traffic in KServe Serverless (Knative) mode; deployment mode "
+     "'Standard' would silently send 100% to the new version"),
+    ({"min_replicas": 3, "max_replicas": 2}, "replicas must satisfy 1 <= min (3) <= max (2)"),
+    ({"image": "has space"}, "image 'has space' is not an image reference"),
+    ({"resources": Resources(memory_request="2Gi", memory_limit="2000Mi")},
+     "memory limit 2000Mi is below its request 2Gi"),
+    ({"resources": Resources(cpu_request="1", cpu_limit="999m")}, "cpu limit 999m is below its request 1"),
+    ({"resources": Resources(cpu_limit="lots")},
+     "cpu resources: 'lots' is not a Kubernetes quantity (e.g. 250m, 1, 512Mi)"),
+    ({"http_port": 70000}, "HTTP port 70000 must be within 1..65535"),
+    ({"grpc_port": 8080}, "HTTP and gRPC ports must differ (both 8080)"),
 ])
 def test_bad_specs_are_refused_with_a_reason(changes: dict[str, Any], message: str) -> None:
-    fields = {"model_name": "ai4i-failure", "version": "v0001", "storage_uri": URI, **changes}
-    with pytest.raises(ValueError, match=message):
+    """Exactly one refusal, of the invalid-input category, with exactly this message."""
+    fields = {"model_name": "ai4i-failure", "version": "v0001",
+              "storage_uri": "s3://models/ai4i-failure/v0001", **changes}
+    with pytest.raises(InvalidInputError) as caught:
         render_objects(PredictorSpec(**fields))
+    assert str(caught.value) == message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        render_objects(PredictorSpec(model_name="ai4i-failure", version="7", storage_uri="s3://",
+                                     namespace="Plant_A"))
+    assert [p.split(" ")[0] for p in str(caught.value).split("; ")] == ["namespace", "version", "storage"]
+
+
+@pytest.mark.parametrize(("text", "amount"), [
+    ("100m", "0.1"), ("1", "1"), ("0.5", "0.5"), ("1Gi", "1073741824"), ("1024Mi", "1073741824"),
+    ("1G", "1000000000"), ("1e3", "1000"), ("1E", "1000000000000000000"), ("2Ki", "2048"), (".5", "0.5"),
+])
+def test_quantities(text: str, amount: str) -> None:
+    from decimal import Decimal
+
+    assert quantity(text) == Decimal(amount)
+
+
+@pytest.mark.parametrize("bad", ["", "lots", "1 Gi", "1Gi\n", "1gi", "--1"])
+def test_bad_quantities(bad: str) -> None:
+    with pytest.raises(InvalidInputError, match="is not a Kubernetes quantity"):
+        quantity(bad)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_arguments_are_accepted_by_the_predictor(case: str) -> None:
+    """The predictor's own parser reads what the renderer writes, with the same meaning."""
+    from shopfloor.serving.__main__ import parser
+
+    spec = CASES[case]
+    (container,) = inference_service(spec)["spec"]["predictor"]["containers"]
+    assert container["command"] == ["python", "-m", "shopfloor.serving"]
+    args, unknown = parser().parse_known_args(container["args"])
+    assert unknown == []
+    assert (args.model_uri, args.model_name, args.format) == (spec.storage_uri, spec.model_name,
+                                                              spec.model_format)
+    assert (args.http_port, args.grpc_port, args.host) == (spec.http_port, spec.grpc_port, "0.0.0.0")
+    # every flag the renderer writes is one the parser declares (not swallowed as a value)
+    declared = {flag for action in parser()._actions for flag in action.option_strings}
+    assert {a for a in container["args"] if a.startswith("--")} <= declared
+
+
+def test_every_servable_format_is_one_the_predictor_accepts() -> None:
+    from shopfloor.serving.__main__ import parser
+
+    for fmt in SERVABLE_FORMATS:
+        spec = PredictorSpec(model_name="ai4i-failure", version="v0007", storage_uri=URI, model_format=fmt)
+        (container,) = inference_service(spec)["spec"]["predictor"]["containers"]
+        assert parser().parse_known_args(container["args"])[0].format == fmt
+    _args, unknown = parser().parse_known_args(["--model-uri", URI, "--no-such-flag", "1"])
+    assert unknown == ["--no-such-flag", "1"]  # the check above would see an unknown flag
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(app, ["deploy", "cloud", *args])
 
 
 def test_cli_render_prints_valid_yaml_without_a_cluster(caplog: pytest.LogCaptureFixture) -> None:
-    result = CliRunner().invoke(app, ["cloud", "v0007", "--render", "--model-uri", URI,
-                                      "--namespace", "plant-c", "--image", "example.org/p:1",
-                                      "--canary-percent", "20"])
+    result = _cli("v0007", "--render", "--model-uri", URI, "--namespace", "plant-c", "--image",
+                  "example.org/p:1", "--canary-percent", "20")
     assert result.exit_code == 0, result.output
     docs = list(yaml.safe_load_all(result.stdout))
     assert [d["kind"] for d in docs] == ["ServiceAccount", "Secret", "NetworkPolicy", "InferenceService"]
@@ -214,7 +314,51 @@ def test_cli_render_prints_valid_yaml_without_a_cluster(caplog: pytest.LogCaptur
     assert _no_warnings_validate(docs, caplog) == []
 
 
+def test_cli_render_defaults_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.PREDICTOR_IMAGE.name, raising=False)
+    result = _cli("v0007", "--render", "--model-uri", URI)
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.stdout))
+    (container,) = docs[-1]["spec"]["predictor"]["containers"]
+    assert container["image"] == f"ghcr.io/shopfloor-mlops/shopfloor-predictor:{settings.__version__}"
+    assert {d["metadata"]["namespace"] for d in docs} == {settings.DEFAULT_NAMESPACE}
+    assert docs[-1]["metadata"]["name"] == settings.DEFAULT_MODEL_NAME
+    monkeypatch.setenv(settings.PREDICTOR_IMAGE.name, "plant.local/predictor:7")
+    result = _cli("v0007", "--render", "--model-uri", URI)
+    assert list(yaml.safe_load_all(result.stdout))[-1]["spec"]["predictor"]["containers"][0]["image"] \
+        == "plant.local/predictor:7"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--namespace", "n" * 300), LONG_NAMESPACE),
+    (("--model-uri", "s3://"), "storage URI 's3://' has no bucket (expected s3://bucket/key)"),
+    (("--model-uri", f"{URI}\n"), f"storage URI '{URI}\\n': {KEY_CHARS}"),
+    (("--model-uri", "s3://models/a b/ai4i-failure/v0007"),
+     f"storage URI 's3://models/a b/ai4i-failure/v0007': {KEY_CHARS}"),
+    (("--model-uri", "s3://models/ai4i_failure/v0007", "--model-name", "ai4i_failure"),
+     "model name 'ai4i_failure' cannot be the InferenceService name as it is; give one explicitly "
+     f"(--name, Helm value name): it {NAME_RULE}"),
+])
+def test_cli_refuses_bad_names_in_one_line(args: tuple[str, ...], message: str) -> None:
+    if "--model-uri" not in args:
+        args = (*args, "--model-uri", URI)
+    result = _cli("v0007", "--render", *args)
+    assert result.exit_code == InvalidInputError.exit_code, result.output
+    assert result.stdout == ""
+    assert result.stderr == f"error: {message}\n"
+
+
+def test_cli_renders_a_look_alike_model_only_under_an_explicit_name() -> None:
+    result = _cli("v0007", "--render", "--model-uri", "s3://models/ai4i_failure/v0007", "--model-name",
+                  "ai4i_failure", "--name", "ai4i-underscore")
+    assert result.exit_code == 0, result.output
+    isvc = list(yaml.safe_load_all(result.stdout))[-1]
+    assert isvc["metadata"]["name"] == "ai4i-underscore"
+    assert isvc["metadata"]["labels"]["shopfloor.io/model"] == "ai4i_failure"
+
+
 def test_cli_render_reads_the_registry_and_refuses_filesystem_ones(tmp_path: Any) -> None:
-    result = CliRunner().invoke(app, ["cloud", "v0001", "--render", "--registry", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "not in S3" in result.output
+    result = _cli("v0001", "--render", "--registry", str(tmp_path))
+    assert result.exit_code == InvalidInputError.exit_code
+    assert result.stderr == (f"error: registry {tmp_path} is not in S3: the cloud predictor can only load "
+                             "s3:// versions (use --registry s3://bucket/prefix)\n")

@@ -1,4 +1,4 @@
-"""Features and split: physics computed right, one code path, seeded stratification."""
+"""Features and split: physics computed right, one code path (the serving core's), seeded stratification."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shopfloor import contract
 from shopfloor.data import schema
 from shopfloor.data.split import stratified_split
-from shopfloor.training import features
+from shopfloor.errors import IntegrityError, InvalidInputError
+from shopfloor.inference import features
 
 
 def test_physical_features_follow_the_physics(real_frame: pd.DataFrame) -> None:
@@ -27,26 +29,58 @@ def test_physical_features_follow_the_physics(real_frame: pd.DataFrame) -> None:
 def test_dict_input_equals_frame_input(real_frame: pd.DataFrame) -> None:
     """Serving decodes requests into dicts of arrays; it must get the training features."""
     rows = real_frame.iloc[:50]
-    spec = features.FeatureSpec.fit(real_frame)
+    spec = features.Featurizer.fit(real_frame)
     as_dict = {c: rows[c].to_numpy() for c in schema.INPUT_COLUMNS}
     np.testing.assert_array_equal(spec.transform(rows), spec.transform(as_dict))
 
 
-def test_spec_standardises_and_round_trips(tmp_path: Path, real_frame: pd.DataFrame) -> None:
-    spec = features.FeatureSpec.fit(real_frame)
-    x = spec.transform(real_frame)
+def test_spec_standardises_and_round_trips_through_the_contract(
+    tmp_path: Path, real_frame: pd.DataFrame
+) -> None:
+    featurizer = features.Featurizer.fit(real_frame)
+    x = featurizer.transform(real_frame)
     n = len(features.NUMERIC_FEATURES)
     np.testing.assert_allclose(x[:, :n].mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(x[:, :n].std(axis=0), 1, atol=1e-3)
-    spec.save(tmp_path / "spec.json")
-    assert features.FeatureSpec.load(tmp_path / "spec.json") == spec
+    assert isinstance(featurizer.spec, contract.FeatureSpec)
+    featurizer.save(tmp_path / contract.FEATURE_SPEC)
+    assert contract.load_feature_spec(tmp_path) == featurizer.spec
+    again = features.Featurizer.from_version(tmp_path)
+    assert again == featurizer
+    np.testing.assert_array_equal(again.transform(real_frame).view(np.uint32), x.view(np.uint32))
+
+
+def test_features_equal_the_published_model_s_own(real_frame: pd.DataFrame) -> None:
+    """A version written by the code before the move (schema-1 fixture) gets the same features:
+    its golden inputs are the standardised features of real rows, reproduced bit for bit."""
+    from tests.fixtures.versions import SCHEMA1_REGISTRY
+
+    version = SCHEMA1_REGISTRY / "ai4i-failure" / "v0001"
+    featurizer = features.Featurizer.from_version(version)
+    golden = np.load(version / contract.golden_files("float32")[1])
+    x = golden["inputs"]
+    assert x.shape[1] == len(features.FEATURE_NAMES)
+    # Every golden row is one of the real rows, standardised with this spec.
+    table = featurizer.transform(real_frame)
+    found = {tuple(row) for row in table.view(np.uint32)}
+    assert all(tuple(row) in found for row in x.astype(np.float32).view(np.uint32))
+
+
+def test_featurizer_refuses_a_spec_of_other_features() -> None:
+    spec = contract.FeatureSpec(("torque_nm",), (0.0,), (1.0,))
+    with pytest.raises(IntegrityError, match="not the ones this code computes"):
+        features.Featurizer(spec)
 
 
 def test_unknown_product_type_is_named(real_frame: pd.DataFrame) -> None:
     bad = real_frame.iloc[:3].copy()
     bad.loc[bad.index[1], schema.PRODUCT_TYPE] = "X"
-    with pytest.raises(ValueError, match=r"unknown product_type \['X'\]"):
+    with pytest.raises(InvalidInputError, match=r"unknown product_type \['X'\]"):
         features.physical_features(bad)
+    bad.loc[bad.index[1], schema.PRODUCT_TYPE] = "Z" * 100_000
+    with pytest.raises(InvalidInputError) as info:
+        features.physical_features(bad)
+    assert len(str(info.value)) < 200  # a bounded excerpt, not the value
 
 
 def test_split_is_stratified_seeded_and_disjoint(real_frame: pd.DataFrame) -> None:

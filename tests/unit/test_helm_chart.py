@@ -9,12 +9,16 @@ missing; failing to install is a test failure, never a skip). Proves:
   no warnings, so a missing schema can't slip through;
 * for the same inputs, each chart object equals the renderer's, up to :data:`DIFFERENCES` only;
 * values.schema.json (and the chart's cross-field checks) refuse what ``render.check_spec``
-  refuses, with helm's error naming the field.
+  refuses, with helm's error naming the field; for names, the one example list of
+  tests/unit/test_names.py gets the same verdict from helm as from shopfloor.names;
+* the chart's defaults are shopfloor.settings', and the arguments it gives the predictor are
+  accepted by the predictor's own parser.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import subprocess
@@ -27,14 +31,18 @@ from typing import Any
 import pytest
 import yaml
 
+from shopfloor import __version__, settings
+from shopfloor.contract import SERVABLE_FORMATS
 from shopfloor.deploy import validate
 from shopfloor.deploy.render import (
+    UNDERIVABLE_NAME,
     PredictorSpec,
     Resources,
     applicable,
     render_objects,
-    service_name_for,
 )
+from shopfloor.errors import InvalidInputError
+from tests.unit.test_names import CHART_EXAMPLES, FIELDS, example_id, values_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "shopfloor-predictor"
@@ -114,6 +122,9 @@ DATA_VERSION = "sha256:" + "0f" * 32
 REQUIRED = {"modelName": "ai4i-failure", "modelVersion": "v0007", "modelUri": URI}
 BASE = PredictorSpec(model_name="ai4i-failure", version="v0007", storage_uri=URI)
 CUSTOM_IMAGE = "registry.local:5000/shopfloor/predictor@sha256:" + "ab" * 32
+CUSTOM_URI = "s3://plant-b-models/p/press-7/v0123"
+#: How helm reports a ``fail`` in the chart's template checks.
+TEMPLATE_FAILURE = "Error: execution error at (shopfloor-predictor/templates/"
 
 #: Same inputs on both sides. "minimal" sets only the required values, so it also proves the
 #: chart's defaults are the renderer's.
@@ -133,23 +144,28 @@ CASES: dict[str, Case] = {
                             replace(BASE, deployment_mode="RawDeployment")),
     "other-namespace": Case(REQUIRED, replace(BASE, namespace="plant-c"), "plant-c"),
     "custom": Case(
-        {"modelName": "press-7", "modelVersion": "v0123", "modelUri": "s3://b/p/press-7/v0123",
+        {"modelName": "press-7", "modelVersion": "v0123", "modelUri": CUSTOM_URI,
          "image": CUSTOM_IMAGE, "modelFormat": "float32", "name": "press7-predictor",
-         "s3Secret": "plant-b-s3",
+         "s3Secret": "plant-b-s3", "ports": {"http": 9000, "grpc": 9001},
          "serviceAccount": {"name": "plant-b-predictor"},
          "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": 2, "memory": "2Gi"}},
          "minReplicas": 2, "maxReplicas": 4},
-        PredictorSpec(model_name="press-7", version="v0123", storage_uri="s3://b/p/press-7/v0123",
+        PredictorSpec(model_name="press-7", version="v0123", storage_uri=CUSTOM_URI,
                       namespace="plant-b", image=CUSTOM_IMAGE, model_format="float32",
-                      name="press7-predictor",
+                      name="press7-predictor", http_port=9000, grpc_port=9001,
                       s3_secret="plant-b-s3", service_account="plant-b-predictor",
                       resources=Resources("250m", "128Mi", "2", "2Gi"), min_replicas=2, max_replicas=4),
         "plant-b"),
-    # the name derivation of render.service_name_for, re-implemented in _helpers.tpl
-    "derived-name-underscore": Case({**REQUIRED, "modelName": "AI4I_failure"},
-                                    replace(BASE, model_name="AI4I_failure")),
-    "derived-name-digit": Case({**REQUIRED, "modelName": "9press.Line_2"},
-                               replace(BASE, model_name="9press.Line_2")),
+    # equal requests and limits, in other spellings of the same amounts
+    "resources-equal": Case(
+        {**REQUIRED, "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"},
+                                   "limits": {"cpu": "500m", "memory": "1Gi"}}},
+        replace(BASE, resources=Resources("0.5", "1024Mi", "500m", "1Gi"))),
+    # a model name that cannot be an InferenceService name is served under an explicit one
+    "explicit-name": Case({"modelName": "AI4I_failure", "modelVersion": "v0007", "name": "ai4i-upper",
+                           "modelUri": "s3://models/registry/AI4I_failure/v0007"},
+                          PredictorSpec(model_name="AI4I_failure", version="v0007", name="ai4i-upper",
+                                        storage_uri="s3://models/registry/AI4I_failure/v0007")),
 }
 
 
@@ -286,32 +302,55 @@ def test_values_schema_rejects_bad_values(values: Obj, expected: tuple[str, ...]
 
 
 #: Cross-field rules: the chart fails the render with render.check_spec's reason, and the renderer
-#: refuses the same inputs.
-CROSS_FIELD_REJECTS: list[tuple[Obj, str, Obj, str, str]] = [
-    ({**REQUIRED, "canaryTrafficPercent": 10, "deploymentMode": "Standard"}, "shopfloor",
-     {"canary_percent": 10, "deployment_mode": "Standard"},
-     "only splits traffic in KServe Serverless", "only splits traffic in KServe Serverless"),
-    ({**REQUIRED, "canaryTrafficPercent": 0, "deploymentMode": "RawDeployment"}, "shopfloor",
-     {"canary_percent": 0, "deployment_mode": "RawDeployment"},
-     "only splits traffic in KServe Serverless", "only splits traffic in KServe Serverless"),
-    ({**REQUIRED, "minReplicas": 3, "maxReplicas": 2}, "shopfloor", {"min_replicas": 3, "max_replicas": 2},
-     "replicas must satisfy 1 <= minReplicas (3) <= maxReplicas (2)", "replicas must satisfy"),
-    (REQUIRED, "Plant_A", {"namespace": "Plant_A"}, 'namespace "Plant_A" must be a DNS label', "namespace"),
-    ({**REQUIRED, "modelName": "a" * 50}, "shopfloor", {"model_name": "a" * 50},
-     "must be a DNS-1035 label of at most 45 characters", "DNS-1035"),
-]
+#: refuses the same inputs with InvalidInputError: (values, namespace, spec changes, the words both
+#: messages contain).
+CROSS_FIELD_REJECTS: dict[str, tuple[Obj, str, Obj, str]] = {
+    "canary-standard": ({**REQUIRED, "canaryTrafficPercent": 10, "deploymentMode": "Standard"}, "shopfloor",
+                        {"canary_percent": 10, "deployment_mode": "Standard"},
+                        "canaryTrafficPercent only splits traffic in KServe Serverless (Knative) mode; "),
+    "canary-raw": ({**REQUIRED, "canaryTrafficPercent": 0, "deploymentMode": "RawDeployment"}, "shopfloor",
+                   {"canary_percent": 0, "deployment_mode": "RawDeployment"},
+                   "RawDeployment\" would silently send 100% to the new version"),
+    "replicas": ({**REQUIRED, "minReplicas": 3, "maxReplicas": 2}, "shopfloor",
+                 {"min_replicas": 3, "max_replicas": 2}, "replicas must satisfy 1 <= min"),
+    "namespace": (REQUIRED, "Plant_A", {"namespace": "Plant_A"},
+                  "Plant_A\" must be a DNS-1123 label (lowercase letters, digits and '-', starting and "
+                  "ending with a letter or digit, at most 63 characters)"),
+    "namespace-300": (REQUIRED, "n" * 300, {"namespace": "n" * 300}, "chars) must be a DNS-1123 label ("),
+    "model-name-as-name": ({**REQUIRED, "modelName": "a" * 50, "modelUri": f"s3://models/{'a' * 50}/v0007"},
+                           "shopfloor",
+                           {"model_name": "a" * 50, "storage_uri": f"s3://models/{'a' * 50}/v0007"},
+                           f"{UNDERIVABLE_NAME}: it must be a DNS-1035 label"),
+    "memory-limit-below-request": (
+        {**REQUIRED, "resources": {"requests": {"cpu": "100m", "memory": "2Gi"},
+                                   "limits": {"cpu": "1", "memory": "1Gi"}}},
+        "shopfloor", {"resources": Resources("100m", "2Gi", "1", "1Gi")},
+        "memory limit 1Gi is below its request 2Gi"),
+    "cpu-limit-below-request": (
+        {**REQUIRED, "resources": {"requests": {"cpu": 0.5, "memory": "256Mi"},
+                                   "limits": {"cpu": "499m", "memory": "256Mi"}}},
+        "shopfloor", {"resources": Resources("0.5", "256Mi", "499m", "256Mi")},
+        "cpu limit 499m is below its request 0.5"),
+    "same-ports": ({**REQUIRED, "ports": {"http": 8080, "grpc": 8080}}, "shopfloor",
+                   {"grpc_port": 8080}, "HTTP and gRPC ports must differ (both 8080)"),
+    "uri-of-another-version": ({**REQUIRED, "modelUri": f"{URI[:-1]}1"}, "shopfloor",
+                               {"storage_uri": f"{URI[:-1]}1"},
+                               'ai4i-failure/v0001" must end with /ai4i-failure/v0007: the predictor'),
+}
 
 
-@pytest.mark.parametrize(("values", "namespace", "spec_changes", "helm_message", "python_message"),
-                         CROSS_FIELD_REJECTS,
-                         ids=["canary-standard", "canary-raw", "replicas", "namespace", "name"])
-def test_cross_field_rules_match_check_spec(values: Obj, namespace: str, spec_changes: Obj, helm_message: str,
-                                            python_message: str, template: Run) -> None:
+@pytest.mark.parametrize("case", sorted(CROSS_FIELD_REJECTS))
+def test_cross_field_rules_match_check_spec(case: str, template: Run) -> None:
+    values, namespace, spec_changes, words = CROSS_FIELD_REJECTS[case]
     done = template(values, namespace)
     assert done.returncode != 0 and done.stdout == ""
-    assert helm_message in done.stderr, done.stderr
-    with pytest.raises(ValueError, match=python_message):
+    assert done.stderr.startswith(TEMPLATE_FAILURE), done.stderr
+    assert words in done.stderr, done.stderr
+    with pytest.raises(InvalidInputError) as caught:
         render_objects(replace(BASE, **spec_changes))
+    python_words = words.replace('"', "'")  # helm quotes values with %q, Python with repr
+    assert python_words in str(caught.value)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 500
 
 
 def test_chart_files_are_complete() -> None:
@@ -327,12 +366,71 @@ def test_chart_files_are_complete() -> None:
     assert len(DIFFERENCES) == 4 and "helm.sh/chart" in readme and "managed-by" in readme
 
 
-@pytest.mark.parametrize(("model_name", "expected"), [("AI4I_failure", "ai4i-failure"),
-                                                      ("9press.Line_2", "m-9press-line-2"),
-                                                      ("Press__7", "press-7")])
-def test_derived_name_matches_service_name_for(model_name: str, expected: str,
-                                               template: Run) -> None:
-    assert service_name_for(model_name) == expected
-    (isvc,) = [o for o in _objects(template({**REQUIRED, "modelName": model_name}))
-               if o["kind"] == "InferenceService"]
-    assert isvc["metadata"]["name"] == expected
+@pytest.mark.parametrize("model_name", ["AI4I_failure", "ai4i_failure", "Ai4i-failure"])
+def test_model_names_are_never_rewritten_into_another_models_name(model_name: str, template: Run) -> None:
+    """Only ``ai4i-failure`` itself names the InferenceService ``ai4i-failure``: look-alikes are refused."""
+    uri = f"s3://models/registry/{model_name}/v0007"
+    done = template({**REQUIRED, "modelName": model_name, "modelUri": uri})
+    assert done.returncode != 0
+    assert f'model name "{model_name}" {UNDERIVABLE_NAME}' in done.stderr, done.stderr
+    with pytest.raises(InvalidInputError, match=f"model name '{model_name}' cannot be the InferenceService"):
+        render_objects(replace(BASE, model_name=model_name, storage_uri=uri))
+    (isvc,) = [o for o in _objects(template(REQUIRED)) if o["kind"] == "InferenceService"]
+    assert isvc["metadata"]["name"] == "ai4i-failure"
+
+
+@pytest.mark.parametrize("example", CHART_EXAMPLES, ids=example_id)
+def test_chart_agrees_with_shopfloor_names(example: tuple[str, str, bool], template: Run) -> None:
+    """The example list of test_names.py through the real helm: schema (Go regexp) and template checks."""
+    field, value, expected = example
+    values, namespace = values_for(field, value)
+    done = template(values, namespace)
+    assert (done.returncode == 0) is expected, done.stderr
+    path = FIELDS[field].values_path
+    if not expected and FIELDS[field].schema_decides and path:
+        assert f"at '/{path.replace('.', '/')}'" in done.stderr, done.stderr
+    elif not expected:
+        assert done.stderr.startswith(TEMPLATE_FAILURE), done.stderr
+        assert f"{FIELDS[field].python_what}" in done.stderr, done.stderr
+
+
+def test_chart_defaults_are_the_settings() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    repository, _, tag = values["image"].rpartition(":")
+    assert repository == f"{settings.IMAGE_REPOSITORY}/{settings.PREDICTOR_IMAGE_NAME}"
+    assert tag == __version__ == chart["appVersion"]
+    assert values["image"] == settings.image_ref(settings.PREDICTOR_IMAGE_NAME)
+    assert values["ports"] == {"http": settings.HTTP_PORT, "grpc": settings.GRPC_PORT}
+    assert values["s3Secret"] == settings.S3_SECRET_NAME
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["properties"]["modelFormat"]["enum"] == list(SERVABLE_FORMATS)
+
+
+def test_chart_secret_keys_and_uid_are_the_settings(template: Run) -> None:
+    objects = {o["kind"]: o for o in _objects(template({**REQUIRED, "secretTemplate": {"enabled": True}}))}
+    predictor = objects["InferenceService"]["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert list(from_secret) == list(settings.S3_SECRET_KEYS)
+    assert {k for k, ref in from_secret.items() if ref["optional"]} == settings.OPTIONAL_SECRET_KEYS
+    assert {ref["name"] for ref in from_secret.values()} == {settings.S3_SECRET_NAME}
+    notes = objects["Secret"]["metadata"]["annotations"]
+    assert notes["shopfloor.io/optional-keys"] == ",".join(sorted(settings.OPTIONAL_SECRET_KEYS))
+    assert predictor["securityContext"]["runAsUser"] == container["securityContext"]["runAsUser"] \
+        == settings.RUN_AS_USER
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_chart_arguments_are_accepted_by_the_predictor(case: str, template: Run) -> None:
+    c = CASES[case]
+    (isvc,) = [o for o in _objects(template(c.values, c.namespace)) if o["kind"] == "InferenceService"]
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    assert container["command"] == ["python", "-m", "shopfloor.serving"]
+    from shopfloor.serving.__main__ import parser as predictor_parser
+
+    args, unknown = predictor_parser().parse_known_args(container["args"])
+    assert unknown == []
+    assert (args.model_uri, args.model_name, args.format) == (c.spec.storage_uri, c.spec.model_name,
+                                                              c.spec.model_format)
+    assert (args.http_port, args.grpc_port) == (c.spec.http_port, c.spec.grpc_port)

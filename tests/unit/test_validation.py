@@ -210,6 +210,14 @@ def test_empty_table_fails_without_raising(real: pd.DataFrame) -> None:
     report = validate(real.iloc[:0])
     assert not report.success
     _failure(report, "expect_table_row_count_to_be_between", None)
+    # With no rows the comparisons with the reference are meaningless: skipped, never failed.
+    distribution = {"expect_column_median_to_be_between", "expect_column_kl_divergence_to_be_less_than"}
+    compared = [r for r in report.results if r["expectation"] in distribution]
+    assert len(compared) >= 6
+    assert all(r["skipped"] == "no rows to compare with the reference" and r["success"] is None
+               for r in compared)
+    assert not {f.expectation for f in report.failures} & distribution
+    assert not any(f.message.startswith("could not evaluate") for f in report.failures)
 
 
 # --- distribution checks ---------------------------------------------------------------------

@@ -3,7 +3,9 @@
 The same class serves the pipeline's equivalence check, cloud serving and the edge box, so
 what was checked is what runs. Dependencies: numpy and ``ai_edge_litert`` only.
 
-Not thread-safe (a LiteRT interpreter owns its tensors): use one instance per thread.
+Not thread-safe: a LiteRT interpreter owns its input and output tensors, so two threads
+calling one instance can each read the other's result without any error. Use one instance
+per thread, or a lock (as :class:`shopfloor.inference.predictor.Predictor` does).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from shopfloor.errors import IntegrityError, InvalidInputError, NotFoundError
 
 _FLOAT32 = np.dtype(np.float32)
 #: A file whose only signature has this name outputs a logit (see convert.LOGITS_SIGNATURE).
@@ -41,16 +45,24 @@ class LiteRTModel:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"LiteRT model not found: {self.path}")
+            raise NotFoundError(f"LiteRT model not found: {self.path}")
         # One thread: a single row is ~1 µs of work; thread hand-offs would cost more than that.
-        self._interpreter: Any = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        try:
+            self._interpreter: Any = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise IntegrityError(f"{self.path.name} is not a LiteRT model LiteRT can open: {exc}",
+                                 self.path.name) from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path}: expected 1 input and 1 output, got {len(inputs)}/{len(outputs)}")
+            raise IntegrityError(
+                f"{self.path}: expected 1 input and 1 output, got {len(inputs)}/{len(outputs)}",
+                self.path.name)
         inp, out = inputs[0], outputs[0]
         if len(inp["shape"]) != 2:
-            raise ValueError(f"{self.path}: expected input [batch, features], got shape {list(inp['shape'])}")
+            raise IntegrityError(
+                f"{self.path}: expected input [batch, features], got shape {list(inp['shape'])}",
+                self.path.name)
         self.n_features = int(inp["shape"][1])
         self.input_dtype = np.dtype(inp["dtype"])
         self.output_dtype = np.dtype(out["dtype"])
@@ -61,7 +73,8 @@ class LiteRTModel:
         self._in_quantised = self.input_dtype != _FLOAT32
         self._out_quantised = self.output_dtype != _FLOAT32
         if self._in_quantised and in_scale == 0:
-            raise ValueError(f"{self.path}: integer input without quantisation parameters")
+            raise IntegrityError(f"{self.path}: integer input without quantisation parameters",
+                                 self.path.name)
         self._in_inv_scale = 1.0 / in_scale if self._in_quantised else 1.0
         self._in_zero = float(in_zero)
         info = np.iinfo(self.input_dtype) if self._in_quantised else None
@@ -97,7 +110,7 @@ class LiteRTModel:
         """Failure probabilities for a batch ``[n, F]`` (float64, shape ``[n]``)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"expected input [n, {self.n_features}], got shape {list(x.shape)}")
+            raise InvalidInputError(f"expected input [n, {self.n_features}], got shape {list(x.shape)}")
         if len(x) == 0:
             return np.zeros(0)
         self._resize(len(x))
