@@ -8,9 +8,11 @@ traced to the exact data, code and decisions that let it through.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -66,6 +68,37 @@ def file_hashes(directory: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
+
+
+class NotRegularFileError(OSError):
+    """``path`` cannot be read as a regular file; ``kind`` says why, for the caller's message:
+    ``missing``, ``link`` (a symbolic link), ``special`` (FIFO, device, directory, socket) or
+    ``unreadable`` (``strerror`` says why)."""
+
+    def __init__(self, kind: str, path: Path, strerror: str = "") -> None:
+        super().__init__(strerror or kind)
+        self.kind = kind
+        self.path = path
+        self.strerror = strerror
+
+
+def open_regular(path: Path) -> int:
+    """A read descriptor of ``path`` only if it is a regular file: never follows a final
+    symbolic link and never blocks on a FIFO (what a hostile run or store directory may hold).
+    Anything else is a :class:`NotRegularFileError`."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise NotRegularFileError("missing", Path(path)) from None
+    except OSError as exc:
+        kind = "link" if exc.errno == errno.ELOOP else "unreadable"
+        raise NotRegularFileError(kind, Path(path), exc.strerror or "") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFileError("special", Path(path))
+    os.set_blocking(fd, True)
+    return fd
 
 
 def create_new(path: Path) -> BinaryIO:

@@ -23,7 +23,6 @@ active version and falls back to the newest previous verified one when it is bro
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shopfloor import contract, settings
+from shopfloor import contract, lineage, settings
 from shopfloor.contract import MANIFEST, SIGNATURES_DIR, SignatureDoc, VersionManifest
 from shopfloor.errors import (
     ConflictError,
@@ -104,20 +103,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _open_regular(path: Path, rel: str) -> int:
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise IntegrityError(f"{rel} is in the manifest but missing", rel) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise IntegrityError(f"{rel} is a symbolic link", rel) from None
-        raise IntegrityError(f"cannot read {rel}: {exc.strerror}", rel) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise IntegrityError(f"{rel} is not a regular file", rel)
-    os.set_blocking(fd, True)
-    return fd
+        return lineage.open_regular(path)
+    except lineage.NotRegularFileError as exc:
+        message = {
+            "missing": f"{rel} is in the manifest but missing",
+            "link": f"{rel} is a symbolic link",
+            "special": f"{rel} is not a regular file",
+        }.get(exc.kind, f"cannot read {rel}: {exc.strerror}")
+        raise IntegrityError(message, rel) from None
 
 
 def _read_bounded(path: Path, rel: str, limit: int) -> bytes:

@@ -15,7 +15,6 @@ directory must not smuggle a file from elsewhere on the machine into the registr
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from shopfloor import contract
+from shopfloor import contract, lineage
 from shopfloor.contract import (
     DECISION,
     EVIDENCE,
@@ -82,20 +81,15 @@ class VersionContent:
 def open_regular(path: Path, name: str) -> int:
     """A read descriptor of ``path`` if it is a regular file; never follows a final symbolic
     link and never blocks on a FIFO. Anything else is an :class:`AssemblyError` naming it."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise AssemblyError(f"missing {name}: {path}", name) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise AssemblyError(f"refusing symbolic link {name}: {path}", name) from None
-        raise AssemblyError(f"cannot read {name}: {path}: {exc.strerror}", name) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise AssemblyError(f"refusing {name}: {path} is not a regular file", name)
-    os.set_blocking(fd, True)
-    return fd
+        return lineage.open_regular(path)
+    except lineage.NotRegularFileError as exc:
+        message = {
+            "missing": f"missing {name}: {path}",
+            "link": f"refusing symbolic link {name}: {path}",
+            "special": f"refusing {name}: {path} is not a regular file",
+        }.get(exc.kind, f"cannot read {name}: {path}: {exc.strerror}")
+        raise AssemblyError(message, name) from None
 
 
 def read_regular(path: Path, name: str, max_bytes: int) -> bytes:
