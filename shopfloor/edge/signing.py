@@ -99,7 +99,10 @@ def generate_keypair(directory: Path, name: str = "shopfloor") -> KeyPair:
     for path in (private_path, public_path):
         if os.path.lexists(path):
             raise ConflictError(f"{path} exists: refusing to overwrite a key")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot make key directory {directory}: {exc.strerror or exc}") from None
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -109,6 +112,8 @@ def generate_keypair(directory: Path, name: str = "shopfloor") -> KeyPair:
         fd = os.open(private_path, flags, 0o600)
     except FileExistsError:
         raise ConflictError(f"{private_path} exists: refusing to overwrite a key") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {private_path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
         fh.flush()

@@ -321,7 +321,11 @@ class ModelStore:
         self.lock_timeout = lock_timeout
         self.variant = profile.variant if profile is not None else settings.EDGE_DEFAULT_VARIANT
         for sub in (VERSIONS, INCOMING):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            try:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"model store {self.root} cannot be used: {exc.strerror or exc}") from None
 
     def __repr__(self) -> str:
         return f"ModelStore({str(self.root)!r}, active={self.active()!r})"

@@ -211,3 +211,10 @@ def test_cli_keys_generate_and_models_sign(tmp_path: Path) -> None:
     assert bad.exit_code == InvalidInputError.exit_code and "not an unencrypted PEM private key" in bad.output
     missing = runner.invoke(app, ["models", "sign", "v0042", *args[3:]])
     assert missing.exit_code == 3 and "no published version v0042" in missing.output
+
+
+def test_a_key_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(InvalidInputError, match="cannot make key directory"):
+        generate_keypair(blocker / "keys", "release")

@@ -15,9 +15,15 @@ from cryptography.hazmat.primitives import serialization
 
 from shopfloor import contract
 from shopfloor.edge.profiles import load_profile
-from shopfloor.edge.signing import SignatureError, generate_keypair, load_private_key, sign_manifest
+from shopfloor.edge.signing import (
+    SignatureError,
+    TrustStore,
+    generate_keypair,
+    load_private_key,
+    sign_manifest,
+)
 from shopfloor.edge.store import INCOMING, LOCK, STATE, VERSIONS, ModelStore
-from shopfloor.errors import ConflictError, GateFailedError, IntegrityError, NotFoundError
+from shopfloor.errors import ConflictError, GateFailedError, IntegrityError, InvalidInputError, NotFoundError
 from tests.fixtures.signed import SignedRegistry, break_golden, signed_registry
 
 
@@ -234,3 +240,10 @@ def test_a_planted_link_is_refused(store: ModelStore, signed: SignedRegistry, tm
         store.install(source, sigs)
     _still_v0001(store)
     assert [p.name for p in (store.root / VERSIONS).iterdir()] == ["v0001"]
+
+
+def test_a_store_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(InvalidInputError, match=r"model store .* cannot be used"):
+        ModelStore(blocker, trust=TrustStore())
