@@ -19,7 +19,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -60,21 +60,12 @@ _LITERT_FILES = tuple(litert_file(f) for f in LITERT_FORMATS)
 
 @dataclass(frozen=True)
 class VersionContent:
-    """What a checked version directory holds: the manifest fields the registry derives from
-    its files (the registry adds identity, time, run and checksums)."""
+    """What a checked version directory holds: its file names, and the manifest fields the
+    registry derives from them (``manifest``; its identity, time, run and checksums are left
+    blank here: the registry fills them when it publishes)."""
 
     files: tuple[str, ...]
-    threshold: float
-    formats: tuple[str, ...]
-    data_version: str | None
-    code_version: str | None
-    evaluated_against: str | None
-    validation_suite: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, Mapping[str, Interval]] = field(default_factory=dict)
-    gates: Mapping[str, Any] = field(default_factory=dict)
-    golden: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    lineage: Mapping[str, Any] = field(default_factory=dict)
-    model_family: str = "keras-mlp"
+    manifest: VersionManifest
 
 
 # -- regular files only -------------------------------------------------------------------------
@@ -413,8 +404,8 @@ def describe_version(version_dir: Path) -> VersionContent:
     verdict, validation = ev["verdict"], ev["validation"]
     gate_list = verdict.get("gates", [])
     eq_formats = equivalence.get("equivalence", {})
-    return VersionContent(
-        files=tuple(rel for rel in files if rel != MANIFEST),
+    derived = VersionManifest(
+        model="", version="", created_at="", run_id="", files={},
         threshold=decision.threshold,
         formats=(SAVED_MODEL_FORMAT, *formats),
         data_version=draft.data_version or _opt_str(verdict.get("data_version"))
@@ -444,4 +435,5 @@ def describe_version(version_dir: Path) -> VersionContent:
         lineage=draft.lineage,
         model_family=model_family,
     )
+    return VersionContent(files=tuple(rel for rel in files if rel != MANIFEST), manifest=derived)
 

@@ -35,7 +35,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,13 +159,10 @@ class Registry:
         if champion is not None:
             self.show(champion)  # the champion it was compared with must exist here
         files = {rel: _file_entry(root / rel, rel) for rel in content.files}
-        draft = VersionManifest(
-            model=self.model, version=version or "v0000", created_at=_now(), run_id=str(run_id), files=files,
-            threshold=content.threshold, formats=content.formats, data_version=content.data_version,
-            code_version=content.code_version or code_version(), champion=champion,
-            evaluated_against=content.evaluated_against, validation_suite=content.validation_suite,
-            metrics=content.metrics, gates=content.gates, golden=content.golden, lineage=content.lineage,
-            model_family=content.model_family,
+        draft = replace(
+            content.manifest, model=self.model, version=version or "v0000", created_at=_now(),
+            run_id=str(run_id), files=files, champion=champion,
+            code_version=content.manifest.code_version or code_version(),
         )
         _encode(draft)  # anything JSON cannot carry is refused before an id is claimed
 
