@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import orjson
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
 from shopfloor import __version__, contract, settings
@@ -60,7 +59,7 @@ from shopfloor.errors import (
 )
 from shopfloor.inference import codec
 from shopfloor.inference.predictor import Predictor
-from shopfloor.serving.http import BodyLimit, Limits, guarded_protocol, quiet_parser_warnings
+from shopfloor.serving.http import BodyLimit, Limits, guarded_server
 from shopfloor.serving.metrics import ModelMetrics, serving_metrics
 
 if TYPE_CHECKING:
@@ -690,23 +689,11 @@ class EdgeServer:
         self.limits = limits or Limits()
         self.app = EdgeApp(runtime, self.limits)
         on_refused = lambda status, message: runtime.refusals.refused("rest", status, message)  # noqa: E731
-        self._uvicorn = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                proxy_headers=False,  # the app reads no client address or scheme: one layer less
-                timeout_graceful_shutdown=int(grace_period),
-                timeout_keep_alive=max(1, round(self.limits.idle_timeout)),
-                http=guarded_protocol(self.limits, on_refused),
-                ws="none",
-                loop="none",
-            )
+        self._uvicorn = guarded_server(
+            self.app, host, port, self.limits, on_refused, grace_period=grace_period,
+            access_log=False, lifespan="off", loop="none",
+            proxy_headers=False,  # the app reads no client address or scheme: one layer less
         )
-        quiet_parser_warnings()
 
     async def serve(self, sock: socket.socket) -> None:
         # What is loaded now lives as long as the process: frozen, it keeps full collections

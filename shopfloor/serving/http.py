@@ -23,6 +23,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shopfloor import settings
@@ -221,3 +222,19 @@ def guarded_protocol(limits: Limits, on_refused: OnRefused | None = None) -> typ
                 self._read_timer = None
 
     return GuardedHttpToolsProtocol
+
+
+def guarded_server(app: Any, host: str, port: int, limits: Limits, on_refused: OnRefused, *,
+                   grace_period: float, **config: Any) -> uvicorn.Server:
+    """A uvicorn server for ``app`` that enforces ``limits`` (keep-alive from the idle timeout,
+    the guarded protocol, no WebSockets) and logs no per-request parser warning: the one set-up
+    of the cloud predictor and the edge runtime. ``config`` adds uvicorn options per server."""
+    quiet_parser_warnings()
+    return uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_config=None,
+        timeout_graceful_shutdown=int(grace_period),
+        timeout_keep_alive=max(1, round(limits.idle_timeout)),
+        http=guarded_protocol(limits, on_refused),
+        ws="none",  # no WebSocket routes: no upgrade handling either
+        **config,
+    ))

@@ -39,7 +39,6 @@ from typing import Any, NoReturn
 
 import grpc
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from grpc import aio
@@ -62,7 +61,7 @@ from shopfloor.errors import ConflictError, NotFoundError, ShopfloorError, bound
 from shopfloor.inference.codec import HEADER_LENGTH, parse_request
 from shopfloor.inference.refusals import RefusalLog
 from shopfloor.serving import codec
-from shopfloor.serving.http import BodyLimit, Limits, guarded_protocol, quiet_parser_warnings
+from shopfloor.serving.http import BodyLimit, Limits, guarded_server
 from shopfloor.serving.metrics import serving_metrics
 
 __all__ = ["DEFAULT_HOST", "Limits", "PredictorServer", "create_app"]
@@ -362,22 +361,11 @@ class PredictorServer:
         self.extension = ModelRepositoryExtension(model_registry=self.repository)
         self.app = create_app(self.data_plane, self.refusals, self.limits)
         on_refused = lambda status, message: self.refusals.refused("rest", status, message)  # noqa: E731
-        self._uvicorn = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host=host,
-                port=http_port,
-                log_config=None,
-                access_log=access_log,
-                timeout_graceful_shutdown=int(grace_period),
-                timeout_keep_alive=max(1, round(self.limits.idle_timeout)),
-                http=guarded_protocol(self.limits, on_refused),
-                ws="none",  # no WebSocket routes: no upgrade handling either
-                loop="auto",
-            )
+        self._uvicorn = guarded_server(
+            self.app, host, http_port, self.limits, on_refused, grace_period=grace_period,
+            access_log=access_log, loop="auto",
         )
         self._grpc: aio.Server | None = None
-        quiet_parser_warnings()
 
     async def _start_grpc(self) -> None:
         if self.grpc_port is None:
