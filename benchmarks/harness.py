@@ -339,7 +339,7 @@ def serve_kserve(which: str, model_dir: str, port: int) -> None:
     if which in ("noop", "both"):
         models.append(NoOpModel(NOOP))
     if which in ("model", "both"):
-        model = FailureModel(MODEL, model_dir, fmt="int8")
+        model = FailureModel(MODEL, model_dir)  # the version's own edge format
         model.load()
         models.append(model)
     PredictorServer(models, http_port=port, grpc_port=None).run()

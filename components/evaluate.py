@@ -21,15 +21,16 @@ def evaluate(
     report: Output[HTML],
     markdown: Output[Markdown],
 ) -> bool:
-    """Gate the candidate against the release policy, the baseline and, when the registry has
-    one, the environment's champion.
+    """Gate every candidate family against the release policy, the logistic-regression
+    yardstick and, when the registry has one, the environment's champion; choose the family
+    that ships on the validation split by the policy's selection rule.
 
     A failed gate does not fail the task: the pipeline branches on the returned verdict, so
     nothing is converted or registered, and the reasons are in the evaluation artifact.
 
     Args:
         dataset: Validation and test splits written by ingest.
-        model: The trained candidate (SavedModel, feature spec, baseline).
+        model: The trained candidates (MLP SavedModel, tree ensemble), yardstick and feature spec.
         data_version: Content hash of the data, recorded in the reports.
         policy_yaml: Release policy as YAML text; empty applies the policy shipped in the image.
         registry: Model registry to fetch the champion from; empty means SHOPFLOOR_REGISTRY,
@@ -45,7 +46,7 @@ def evaluate(
             confusion matrix, metrics per product type with the gate limits.
         report: Self-contained HTML page of the verdict with the figures, for the KFP UI.
         markdown: The verdict's metrics and gates as Markdown, for the KFP UI.
-        Output: True when every gate passed.
+        Output: True when a candidate passed every gate (it is the one selected to ship).
     """
     import tempfile
     from pathlib import Path
@@ -76,7 +77,7 @@ def evaluate(
         from shopfloor.report import html
         from shopfloor.report.steps import evaluation_figures
 
-        evaluation_figures(Path(dataset.path), Path(model.path), Path(evaluation.path), Path(figures.path))
+        evaluation_figures(Path(evaluation.path), Path(figures.path))
         written = json.loads((Path(evaluation.path) / EVALUATION_REPORT).read_text())
         verdict = json.loads((Path(evaluation.path) / VERDICT).read_text())
         Path(report.path).write_text(html.evaluation_html(written, verdict, Path(figures.path)))

@@ -26,7 +26,7 @@ def validate(
 
     Returns:
         result: JSON result: every expectation's outcome, the failures and the suite version.
-        report: Self-contained HTML report for a person.
+        report: Self-contained HTML report for a person: every expectation, then the figures.
         figures: PNG and SVG of each sensor's distribution against the reference profile, the
             columns of failed expectations marked.
         markdown: The outcome and every failed expectation as Markdown, for the KFP UI.
@@ -47,6 +47,8 @@ def validate(
 
         try:
             validation_figures(Path(dataset.path), Path(result.path), Path(figures.path))
+            page = Path(report.path)
+            page.write_text(html.with_figures(page.read_text(), Path(figures.path)))
             Path(markdown.path).write_text(html.validation_markdown(json.loads(Path(result.path).read_text())))
         finally:  # a failed suite stays the reason, even if a picture could not be drawn
             outcome.raise_for_verdict()

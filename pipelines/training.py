@@ -91,7 +91,8 @@ def training_pipeline(
     checked = validate(dataset=data.outputs["dataset"], data_version=data.outputs["data_version"])
 
     trained = train(
-        dataset=data.outputs["dataset"], data_version=data.outputs["data_version"], train_params=train_params
+        dataset=data.outputs["dataset"], data_version=data.outputs["data_version"], train_params=train_params,
+        policy_yaml=policy_yaml,
     )
     trained.after(checked)
     trained.set_cpu_request("1").set_cpu_limit("2").set_memory_limit("4G")

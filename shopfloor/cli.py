@@ -121,8 +121,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
         checks.add_row("registered", f"{reg['model']} {reg['version']} ({reg['alias']}, {reg['env']})")
     if summary.get("champion"):
         checks.add_row("compared with champion", str(summary["champion"]["version"]))
-    if summary.get("size"):
-        checks.add_row("int8 size / SavedModel", f"{summary['size']['int8_size_ratio']:.3f}")
+    shipped = summary.get("shipped")
+    if shipped:
+        pr = shipped["pr_auc"]
+        checks.add_row("shipped to the edge",
+                       f"{shipped['family']} LiteRT {shipped['format']}, test PR-AUC {pr['value']:.3f} "
+                       f"[{pr['ci_low']:.3f}, {pr['ci_high']:.3f}], {shipped['size_bytes']:,} B")
+    if (summary.get("selection") or {}).get("reason"):
+        checks.add_row("why this family", str(summary["selection"]["reason"]))
+    if summary.get("size") and summary["size"].get("edge_size_ratio") is not None:
+        checks.add_row("edge file / SavedModel size", f"{summary['size']['edge_size_ratio']:.3f}")
     for fmt, rep in summary["equivalence"]["formats"].items():
         checks.add_row(f"{fmt} single-row latency", f"{rep['latency']['median_us']:.1f} µs (median)")
     if "wall_time_s" in summary:

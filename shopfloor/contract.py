@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from shopfloor.errors import IntegrityError, InvalidInputError
+from shopfloor.errors import IntegrityError, InvalidInputError, NotFoundError, excerpt
 
 # -- file names of a version directory ---------------------------------------------------------
 MANIFEST = "manifest.json"
@@ -44,8 +44,39 @@ EVIDENCE: dict[str, str] = {
     "equivalence": f"{EVIDENCE_DIR}/equivalence.json",
     "validation": f"{EVIDENCE_DIR}/validation.json",
 }
+#: Format name meaning "the one the version runs by default" (:func:`choose_format`).
+AUTO_FORMAT = "auto"
 #: V2 metadata ``platform`` per servable format.
 PLATFORMS: dict[str, str] = {"int8": "tflite", "float32": "tflite", "saved_model": "tensorflow_savedmodel"}
+
+# -- model families -----------------------------------------------------------------------------
+#: The Keras MLP (SavedModel from Keras; LiteRT float32 and int8).
+KERAS_MLP = "keras-mlp"
+#: scikit-learn's HistGradientBoostingClassifier compiled to tensor operations. float32 only:
+#: a tree compares a feature with a threshold exactly, and quantisation moves both.
+HIST_GBT = "hist-gbt"
+#: Candidate families, the LiteRT formats each converts to (most compact first), and the key
+#: of its scores in evaluation documents and run summaries.
+FAMILY_FORMATS: dict[str, tuple[str, ...]] = {KERAS_MLP: ("int8", "float32"), HIST_GBT: ("float32",)}
+FAMILY_KEYS: dict[str, str] = {KERAS_MLP: "keras", HIST_GBT: "trees"}
+MODEL_FAMILIES: tuple[str, ...] = tuple(FAMILY_FORMATS)
+#: Key of the fixed reference model (a logistic regression; never shipped) in evaluation documents.
+YARDSTICK_KEY = "baseline"
+#: Key of the shipped LiteRT file's metrics on the test split (whatever its family and format).
+EDGE_KEY = "edge"
+
+
+def choose_format(formats: Iterable[str], preferred: str | None = None) -> str | None:
+    """The LiteRT format to run from those a version has: ``preferred`` when it is there, else
+    the most compact one there (int8 before float32; a tree version has only float32), else
+    None. Everything that picks a file (serving, deploy, edge) asks this, so nothing assumes int8."""
+    have = [f for f in formats if f in LITERT_FORMATS]
+    if preferred is not None and preferred in have:
+        return preferred
+    for fmt in ("int8", "float32"):
+        if fmt in have:
+            return fmt
+    return None
 
 
 def litert_file(fmt: str) -> str:
@@ -89,6 +120,7 @@ RUN_OUTPUTS: dict[str, tuple[str, str]] = {
     "registration": ("register", "registration"),
     "validation_figures": ("validate", "figures"),
     "evaluation_figures": ("evaluate", "figures"),
+    "conversion_figures": ("convert", "figures"),
     "evaluation_html": ("evaluate", "report"),
 }
 #: Pipeline tasks in the order they run.
@@ -98,6 +130,8 @@ RUN_STEPS: tuple[str, ...] = (
 #: Files inside step outputs that other steps and the summary read.
 EVALUATION_REPORT = "evaluation.json"
 VERDICT = "verdict.json"
+#: Per-row test scores of every model the evaluate step judged (npz: y, score_<model>, threshold_<model>).
+EVALUATION_SCORES = "scores.npz"
 
 
 def run_output(run_dir: Path, key: str) -> Path:
@@ -458,8 +492,36 @@ class VersionManifest:
         }
 
     def metric(self, model: str, name: str) -> Interval | None:
-        """One metric of one model (e.g. ``("int8", "pr_auc")``), or None."""
-        return self.metrics.get(model, {}).get(name)
+        """One metric of one model (e.g. ``("edge", "pr_auc")``), or None. Versions published
+        before the shipped file had its own key kept the int8 file's metrics under ``int8``."""
+        found = self.metrics.get(model, {}).get(name)
+        if found is None and model == EDGE_KEY:
+            found = self.metrics.get("int8", {}).get(name)
+        return found
+
+    @property
+    def edge_format(self) -> str | None:
+        """The LiteRT format this version runs by default (:func:`choose_format`)."""
+        return choose_format(self.formats)
+
+    def resolve_format(self, requested: str | None = None, prefer: str | None = None) -> str:
+        """The format to serve this version in: ``requested`` when it names one (``auto`` or
+        None: :func:`choose_format` with ``prefer``). One line naming the formats the version has
+        when it lacks the one asked for (NotFoundError) or has no LiteRT file; InvalidInputError
+        for a name that is no format at all."""
+        if requested is None or requested == AUTO_FORMAT:
+            chosen = choose_format(self.formats, prefer)
+            if chosen is None:
+                raise NotFoundError(f"version {self.version} has no LiteRT model to run; it has "
+                                    f"{', '.join(self.formats) or 'no formats'} (name one)")
+            return chosen
+        if requested not in SERVABLE_FORMATS:
+            raise InvalidInputError(f"model format {excerpt(requested)} is not one of "
+                                    f"{[AUTO_FORMAT, *SERVABLE_FORMATS]}")
+        if requested not in self.formats:
+            raise NotFoundError(f"version {self.version} ({self.model_family}) has no {requested} model; "
+                                f"it has {', '.join(self.formats)}")
+        return requested
 
     @property
     def total_bytes(self) -> int:
@@ -478,6 +540,8 @@ class VersionDraft:
     code_version: str | None = None
     evaluated_against: str | None = None
     lineage: Mapping[str, Any] = field(default_factory=dict)
+    #: The shipped family (from the convert step's lineage); None: the MLP (runs before issue 10).
+    model_family: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = MANIFEST) -> VersionDraft:
@@ -490,13 +554,17 @@ class VersionDraft:
             code_version=r.get("code_version", _opt_str, None, "a string or null"),
             evaluated_against=r.get("evaluated_against", _opt_str, None, "a string or null"),
             lineage=r.get("lineage", _obj, {}, "an object"),
+            model_family=r.get("model_family", _opt_str, None, "a string or null"),
         )
         r.done()
+        if made.model_family is not None and made.model_family not in MODEL_FAMILIES:
+            raise IntegrityError(f"{where}: unknown model_family {excerpt(made.model_family)}", where)
         return made
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": DRAFT_KIND, "data_version": self.data_version, "code_version": self.code_version,
-                "evaluated_against": self.evaluated_against, "lineage": dict(self.lineage)}
+                "evaluated_against": self.evaluated_against, "lineage": dict(self.lineage),
+                "model_family": self.model_family}
 
 
 @dataclass(frozen=True)
@@ -594,6 +662,20 @@ class EquivalenceLimits:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """Which gated candidate ships: the highest ``metric`` on the validation split, unless a
+    family earlier in ``prefer`` (smaller or faster on the edge) is non-inferior to it within
+    ``margin`` (lower bound of the paired difference at the policy's confidence)."""
+
+    metric: str = "pr_auc"
+    margin: float = 0.01
+    prefer: tuple[str, ...] = (KERAS_MLP, HIST_GBT)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "margin": self.margin, "prefer": list(self.prefer)}
+
+
+@dataclass(frozen=True)
 class ReleasePolicy:
     """``policy.yaml``: the gates a model must pass before it may leave the pipeline."""
 
@@ -605,6 +687,9 @@ class ReleasePolicy:
     confidence: float = 0.95
     bootstrap_resamples: int = 1000
     source: str = ""
+    #: Families trained, gated and eligible to ship (policies before issue 10: both).
+    candidates: tuple[str, ...] = MODEL_FAMILIES
+    selection: Selection = field(default_factory=Selection)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "policy") -> ReleasePolicy:
@@ -616,7 +701,7 @@ class ReleasePolicy:
         if not isinstance(data, Mapping):
             raise bad("must be a mapping")
         known = {"policy_version", "gates", "non_inferiority", "equivalence", "threshold", "confidence",
-                 "bootstrap_resamples"}
+                 "bootstrap_resamples", "candidates", "selection"}
         required = {"policy_version", "gates", "non_inferiority", "equivalence", "threshold"}
         missing = sorted(required - set(data))
         if missing:
@@ -665,6 +750,23 @@ class ReleasePolicy:
         resamples = data.get("bootstrap_resamples", 1000)
         if isinstance(resamples, bool) or not isinstance(resamples, int) or not 100 <= resamples <= 100_000:
             raise bad(f"bootstrap_resamples must be an integer in [100, 100000], got {resamples!r}")
+        candidates = data.get("candidates", list(MODEL_FAMILIES))
+        if not isinstance(candidates, list) or not candidates or len(set(candidates)) != len(candidates) \
+                or not set(candidates) <= set(MODEL_FAMILIES):
+            raise bad(f"candidates must list distinct families from {list(MODEL_FAMILIES)}, "
+                      f"got {excerpt(candidates)}")
+        sel = data.get("selection", {})
+        if not isinstance(sel, Mapping) or not set(sel) <= {"metric", "margin", "prefer"}:
+            raise bad("selection may hold only metric, margin and prefer")
+        prefer = sel.get("prefer", list(MODEL_FAMILIES))
+        if not isinstance(prefer, list) or len(set(prefer)) != len(prefer) \
+                or set(prefer) != set(MODEL_FAMILIES):
+            raise bad(f"selection.prefer must order every family of {list(MODEL_FAMILIES)}, "
+                      f"got {excerpt(prefer)}")
+        if sel.get("metric", "pr_auc") not in GATE_METRICS:
+            raise bad(f"selection.metric must be one of {list(GATE_METRICS)}")
+        selection = Selection(str(sel.get("metric", "pr_auc")),
+                              number(sel.get("margin", 0.01), "selection.margin", 0.0, 1.0), tuple(prefer))
         return cls(
             policy_version=str(data["policy_version"]),
             gates=tuple(gates),
@@ -675,6 +777,8 @@ class ReleasePolicy:
             confidence=number(data.get("confidence", 0.95), "confidence", 0.5, 0.999),
             bootstrap_resamples=resamples,
             source=source,
+            candidates=tuple(candidates),
+            selection=selection,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -687,6 +791,8 @@ class ReleasePolicy:
             "threshold": {"target_precision": self.target_precision},
             "confidence": self.confidence,
             "bootstrap_resamples": self.bootstrap_resamples,
+            "candidates": list(self.candidates),
+            "selection": self.selection.to_dict(),
         }
 
 

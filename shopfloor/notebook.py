@@ -154,6 +154,13 @@ class Run:
         return registry.get("version")
 
     @property
+    def shipped(self) -> dict[str, Any] | None:
+        """What reaches the edge: ``family``, ``format`` (int8 or float32), ``path`` of the LiteRT
+        file and its test ``pr_auc`` with interval; None when nothing passed."""
+        shipped = self.summary.get("shipped")
+        return dict(shipped) if isinstance(shipped, Mapping) else None
+
+    @property
     def champion(self) -> str | None:
         """The champion version the candidate was compared with, or None (no champion yet)."""
         return (self.summary.get("champion") or {}).get("version")

@@ -87,11 +87,11 @@ READ_TIMEOUT_SECONDS = 30.0
 IDLE_TIMEOUT_SECONDS = 5.0
 
 #: Edge runtime (``shopfloor edge serve``, port: EDGE_PORT below): the largest version archive
-#: its admin endpoint accepts (a whole version with its SavedModel), the versions its store
-#: keeps, and the LiteRT variant served when no device profile says.
+#: its admin endpoint accepts (a whole version with its SavedModel) and the versions its store
+#: keeps. Which LiteRT file runs is the version's to say (``contract.choose_format``): a device
+#: profile's ``variant`` is only a preference, and without a profile there is none.
 EDGE_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 EDGE_KEEP_VERSIONS = 3
-EDGE_DEFAULT_VARIANT = "int8"
 
 #: Kubernetes namespace and the one Secret that carries S3 credentials, for pipeline and predictor.
 DEFAULT_NAMESPACE = "shopfloor"

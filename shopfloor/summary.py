@@ -20,6 +20,9 @@ from shopfloor.steps import StepFailure, read_failure
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 #: The checks a run reports, with the pipeline task that performs each.
 CHECKS: dict[str, str] = {"validation": "validate", "gates": "evaluate", "equivalence": "convert"}
+#: Models of the evaluation shown in a summary, in table order (candidates, yardstick,
+#: champion); the shipped LiteRT file follows as ``edge``.
+MODEL_ROWS: tuple[str, ...] = (*contract.FAMILY_KEYS.values(), contract.YARDSTICK_KEY, "champion")
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -60,7 +63,8 @@ def build_summary(
     equivalence = _json(paths["equivalence"])
     registration = _json(paths["registration"])
     edge = paths["edge_model"]
-    saved_model = paths["model"] / contract.SAVED_MODEL_DIR
+    saved_model = edge / contract.SAVED_MODEL_DIR  # the shipped family's; before issue 10 only in train
+    saved_model = saved_model if saved_model.exists() else paths["model"] / contract.SAVED_MODEL_DIR
     litert = {fmt: edge / contract.litert_file(fmt) for fmt in contract.LITERT_FORMATS}
     reports = {"validation": (validation, "success"), "gates": (verdict, "passed"),
                "equivalence": (equivalence, "passed")}
@@ -108,21 +112,35 @@ def build_summary(
             "evaluation": str(paths["evaluation"]) if paths["evaluation"].exists() else None,
         },
     }
+    summary["selection"] = None
+    summary["shipped"] = None
     if evaluation:
         models = evaluation["models"]
-        summary["metrics"] = {
-            "keras": _overall(models.get("keras")),
-            "baseline": _overall(models.get("baseline")),
-        }
+        summary["metrics"] = {name: _overall(models[name]) for name in MODEL_ROWS if models.get(name)}
         summary["per_product_type"] = {k: v.get("per_product_type", {}) for k, v in models.items()}
+        selection = evaluation.get("selection") or {}
+        summary["selection"] = {"winner": evaluation.get("selected"), "reason": selection.get("reason"),
+                                "validation": selection.get("values", {})}
     if equivalence:
-        summary["metrics"]["int8"] = _overall(equivalence["metrics"]["int8"])
-        summary["per_product_type"]["int8"] = equivalence["metrics"]["int8"].get("per_product_type", {})
+        edge_table = equivalence["metrics"].get(contract.EDGE_KEY) or equivalence["metrics"].get("int8")
+        summary["metrics"][contract.EDGE_KEY] = _overall(edge_table)
+        summary["per_product_type"][contract.EDGE_KEY] = edge_table.get("per_product_type", {})
+        family = equivalence.get("family", contract.KERAS_MLP)
+        fmt = equivalence.get("edge_format") or contract.choose_format(equivalence["equivalence"])
         summary["size"] = {
             "saved_model_bytes": equivalence.get("saved_model_size_bytes"),
-            "int8_bytes": equivalence["equivalence"]["int8"]["size_bytes"],
-            "int8_size_ratio": equivalence.get("int8_size_ratio"),
+            "edge_bytes": equivalence["equivalence"][fmt]["size_bytes"] if fmt else None,
+            "edge_size_ratio": equivalence.get("edge_size_ratio", equivalence.get("int8_size_ratio")),
         }
+        if fmt is not None and litert[fmt].exists():
+            pr_auc = summary["metrics"][contract.EDGE_KEY]["pr_auc"]
+            summary["shipped"] = {
+                "family": family,
+                "format": fmt,
+                "path": str(litert[fmt]),
+                "pr_auc": {k: pr_auc[k] for k in ("value", "ci_low", "ci_high")},
+                "size_bytes": summary["size"]["edge_bytes"],
+            }
     summary["status"], summary["reason"] = _outcome(summary, error, failure)
     return summary
 
@@ -184,7 +202,7 @@ def _first_line(text: str | None) -> str:
 def metric_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(model, pr_auc, roc_auc, recall@precision, f1) cells with intervals, for a table."""
     rows = []
-    for model in ("keras", "int8", "baseline"):
+    for model in (*MODEL_ROWS, contract.EDGE_KEY):
         m = summary["metrics"].get(model)
         if not m:
             continue

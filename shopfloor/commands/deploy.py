@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from shopfloor import settings
+from shopfloor import contract, settings
+from shopfloor.contract import SERVABLE_FORMATS
 from shopfloor.errors import InvalidInputError
 
 app = typer.Typer(help="Deploy model versions to a cluster.", no_args_is_help=True, add_completion=False)
@@ -35,6 +36,12 @@ def cloud(
     name: Annotated[str | None, typer.Option(
         "--name", help="InferenceService name (default: the model name, which must then be a DNS-1035 label "
                        "of at most 45 characters; keep it stable across versions).")] = None,
+    model_format: Annotated[str | None, typer.Option(
+        "--format", help="Format the predictor serves (default: the version's own edge format: int8 for an "
+                         "MLP, float32 for a tree ensemble; auto with --model-uri); one the version lacks is "
+                         "refused, naming those it has. One of "
+                         f"{', '.join((contract.AUTO_FORMAT, *SERVABLE_FORMATS))}.",
+        show_default=False)] = None,
     canary_percent: Annotated[int | None, typer.Option(
         min=0, max=100, help="Send this share of traffic to the version beside the current one "
                              "(KServe Serverless mode); moves the 'canary' alias, not 'champion'.")] = None,
@@ -57,10 +64,12 @@ def cloud(
     from shopfloor.deploy import render as rendering
 
     overrides: dict[str, Any] = {"namespace": namespace, "image": image or settings.predictor_image(),
-                                 "canary_percent": canary_percent, "name": name}
+                                 "canary_percent": canary_percent, "name": name, "model_format": model_format}
     if model_uri is not None:
         if not (render and version):
             raise InvalidInputError("--model-uri is only for --render with an explicit VERSION")
+        # No manifest is read: the predictor resolves "auto" against the version when it loads it.
+        overrides["model_format"] = model_format or contract.AUTO_FORMAT
         spec = rendering.PredictorSpec(model_name=model_name, version=version, storage_uri=model_uri,
                                        **overrides)
     elif render:

@@ -334,7 +334,7 @@ def fleet_status(
     root: RootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Per site: name, URL, process id, active version, health."""
+    """Per site: name, URL, process id, active version, its LiteRT format, health."""
     from shopfloor.edge import fleet
 
     rows = fleet.status(root)
@@ -344,7 +344,8 @@ def fleet_status(
     if not rows:
         typer.echo("no fleet running")
     for r in rows:
-        typer.echo(f"{r['name']}\t{r['url']}\tpid {r['pid']}\t{r['active'] or '-'}\t{r['health']}")
+        typer.echo(f"{r['name']}\t{r['url']}\tpid {r['pid']}\t{r['active'] or '-'}\t{r['format'] or '-'}"
+                   f"\t{r['health']}")
 
 
 @fleet_app.command("down")

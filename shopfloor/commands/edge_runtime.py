@@ -36,7 +36,9 @@ def serve(
     profile: Annotated[
         str | None,
         typer.Option(
-            "--profile", help="device profile (name or YAML file): LiteRT variant and latency budget"
+            "--profile",
+            help="device profile (name or YAML file): preferred LiteRT format (a version without it "
+            "runs its own, e.g. a tree ensemble's float32) and latency budget",
         ),
     ] = None,
     admin_token_file: Annotated[

@@ -26,7 +26,8 @@ def status(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list, one object per site")] = False,
 ) -> None:
-    """For every site: the version it should run and the version it reports."""
+    """For every site: the version it should run, the version it reports and the LiteRT format
+    it runs it in (int8 or float32: the version's, within the device's preference)."""
     from shopfloor.edge.sites import load_inventory
     from shopfloor.edge.status import inventory_status
     from shopfloor.errors import ShopfloorError
@@ -44,8 +45,8 @@ def status(
     if not rows:
         typer.echo(f"no sites in {sites.path}")
         return
-    header = ("SITE", "MODE", "PROFILE", "SHOULD RUN", "REPORTS", "HEALTHY", "DETAIL")
-    table = [header] + [(r.site, r.mode, r.profile, r.should_run or "-", r.reports or "-",
+    header = ("SITE", "MODE", "PROFILE", "SHOULD RUN", "REPORTS", "FORMAT", "HEALTHY", "DETAIL")
+    table = [header] + [(r.site, r.mode, r.profile, r.should_run or "-", r.reports or "-", r.format or "-",
                          {True: "yes", False: "no", None: "-"}[r.healthy], r.detail) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shopfloor.contract import EDGE_KEY
 from shopfloor.settings import CLOUD_ENV, DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def _fmt(metric: Interval | None) -> str:
 def list_(
     registry: RegistryOpt = None, env: EnvOpt = CLOUD_ENV, model: ModelOpt = DEFAULT_MODEL_NAME
 ) -> None:
-    """Published versions, newest last, with their aliases in ENV (unreadable ones are marked)."""
+    """Published versions, newest last, with their aliases in ENV, model family, the LiteRT format
+    shipped to the edge and that file's PR-AUC on the test split (unreadable ones are marked)."""
     from rich.table import Table
 
     from shopfloor.errors import bounded
@@ -73,20 +75,23 @@ def list_(
         if version:
             aliases.setdefault(version, []).append(alias)
     table = Table(title=f"{reg.model} @ {reg.backend.describe()} ({env})")
-    for col in ("version", "created", "aliases", "PR-AUC keras [95% CI]", "int8 PR-AUC", "formats", "run"):
+    columns = ("version", "created", "aliases", "family", "edge format", "edge PR-AUC [95% CI]", "formats",
+               "run")
+    for col in columns:
         table.add_column(col)
     for entry in listing.versions:
         m = entry.manifest
         if m is None:
             table.add_row(entry.version, f"unreadable: {bounded(entry.problem or '', 200)}",
-                          ", ".join(aliases.get(entry.version, [])), "-", "-", "-", "-")
+                          ", ".join(aliases.get(entry.version, [])), *("-",) * (len(columns) - 3))
             continue
         table.add_row(
             entry.version,
             m.created_at[:19],
             ", ".join(aliases.get(entry.version, [])),
-            _fmt(m.metric("keras", "pr_auc")),
-            _fmt(m.metric("int8", "pr_auc")),
+            m.model_family,
+            m.edge_format or "-",
+            _fmt(m.metric(EDGE_KEY, "pr_auc")),
             ",".join(m.formats),
             m.run_id,
         )
@@ -102,7 +107,7 @@ def show(
     registry: RegistryOpt = None,
     model: ModelOpt = DEFAULT_MODEL_NAME,
 ) -> None:
-    """One version's manifest: lineage, metrics with intervals, gates, files."""
+    """One version's manifest: lineage, family and edge format, metrics with intervals, gates, files."""
     from rich.table import Table
 
     m = _open(registry, model).show(version)
@@ -112,6 +117,9 @@ def show(
     for key in ("created_at", "run_id", "data_version", "code_version", "champion", "threshold"):
         head.add_row(key, str(getattr(m, key)))
     head.add_row("validation suite", str(m.validation_suite.get("version")))
+    head.add_row("model family", m.model_family)
+    head.add_row("edge format", m.edge_format or "- (no LiteRT file)")
+    head.add_row("edge PR-AUC", _fmt(m.metric(EDGE_KEY, "pr_auc")))
     head.add_row("formats", ", ".join(m.formats))
     head.add_row("gates", f"{'pass' if m.gates.get('passed') else 'FAIL'}: {m.gates.get('reason')}")
     head.add_row("files", f"{len(m.files)} ({m.total_bytes} bytes)")

@@ -1,8 +1,12 @@
-"""The convert step as a plain function: LiteRT float32 and int8, judged against the
-SavedModel on the test split, with golden I/O; the edge model is published only if it passes.
+"""The convert step as a plain function: the winning family's LiteRT files, judged against
+the model they came from on the test split, with golden I/O; the edge model is published only
+if it passes.
 
-Every file of the edge model that a registry version carries (LiteRT files, golden I/O,
-feature spec, decision) is written under its :mod:`shopfloor.contract` name and shape.
+The Keras MLP becomes LiteRT float32 and int8 (judged against its SavedModel); the tree
+ensemble is compiled to tensor operations, saved as a SavedModel and converted to LiteRT
+float32 only (judged against scikit-learn's own predictions). Every file of the edge model
+that a registry version carries (SavedModel, LiteRT files, golden I/O, feature spec, decision)
+is written under its :mod:`shopfloor.contract` name and shape.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shopfloor import contract, lineage
-from shopfloor.conversion.convert import convert
+from shopfloor.conversion.convert import ConversionError, convert
 from shopfloor.conversion.equivalence import (
     check_equivalence,
     measure_latency,
@@ -23,12 +27,14 @@ from shopfloor.conversion.equivalence import (
 from shopfloor.data import schema
 from shopfloor.data.ingest import read_split
 from shopfloor.edge.reference_stats import compute_reference_stats, write_reference_stats
+from shopfloor.errors import excerpt
 from shopfloor.evaluation.evaluate import metric_table
 from shopfloor.evaluation.policy import load_policy
 from shopfloor.inference.features import Featurizer
+from shopfloor.inference.predictor import TREE_CHUNK_ROWS, in_chunks
 from shopfloor.inference.runtime import LiteRTModel
 from shopfloor.steps import StepResult, Verdict
-from shopfloor.training.train import score_saved_model
+from shopfloor.training.train import TREES, load_trees, score_saved_model
 
 GOLDEN_ROWS = 64
 
@@ -49,9 +55,11 @@ def convert_step(
     *,
     data_version: str,
     policy: contract.ReleasePolicy | None = None,
+    figures_dir: Path | None = None,
 ) -> StepResult:
-    """Convert, check equivalence of each format, compute the int8 model's metrics with the
-    same bootstrap as evaluate; write the report always and ``out_dir`` only on success.
+    """Convert the family the evaluation selected, check equivalence of each format, compute
+    the shipped file's metrics with the same bootstrap as evaluate; write the report always
+    (and the equivalence figure into ``figures_dir`` when given), ``out_dir`` only on success.
 
     ``policy`` None applies the policy shipped with the code. The verdict fails when any
     format is not equivalent under the policy; the reason names each failed limit.
@@ -59,21 +67,49 @@ def convert_step(
     policy = policy or load_policy()
     report_name = contract.EVALUATION_REPORT
     evaluation = contract.read_json(Path(evaluation_dir) / report_name, report_name)
-    threshold = float(evaluation["threshold"])
+    family = evaluation.get("selected", contract.KERAS_MLP)  # evaluations before issue 10: the MLP
+    if family not in contract.MODEL_FAMILIES:
+        raise ConversionError(f"the evaluation selected no family to convert (selected: {excerpt(family)})")
+    key = contract.FAMILY_KEYS[family]
+    threshold = float(evaluation.get("thresholds", {}).get(key, evaluation["threshold"]))
     train, test = read_split(data_dir, "train"), read_split(data_dir, "test")
     spec = Featurizer.load(Path(model_dir) / contract.FEATURE_SPEC)
     x_train, x_test = spec.transform(train), spec.transform(test)
     y_test = test[schema.TARGET].to_numpy()
-    reference = score_saved_model(model_dir, x_test)
 
     with tempfile.TemporaryDirectory(prefix="shopfloor-convert-") as tmp:
         staging = Path(tmp) / "edge_model"
-        files = convert(Path(model_dir) / contract.SAVED_MODEL_DIR, x_train, staging)
+        if family == contract.HIST_GBT:
+            from shopfloor.conversion.trees import check_supported, convert_trees, export_tree_saved_model
+            from shopfloor.training.trees import predict_trees
+
+            if not (Path(model_dir) / TREES).is_file():
+                raise ConversionError(f"the model artifact has no tree ensemble ({TREES}) to convert")
+            ensemble = load_trees(model_dir)
+            check_supported(ensemble, x_test.shape[1])
+            reference = predict_trees(ensemble, x_test)
+            saved_model = export_tree_saved_model(ensemble, x_test.shape[1],
+                                                  Path(tmp) / contract.SAVED_MODEL_DIR)
+            files = convert_trees(saved_model, staging, x_train)
+        else:
+            saved_model = Path(model_dir) / contract.SAVED_MODEL_DIR
+            if not (Path(model_dir) / contract.SAVED_MODEL_PB).is_file():
+                raise ConversionError(f"the model artifact has no SavedModel ({contract.SAVED_MODEL_PB}) "
+                                      f"to convert")
+            reference = score_saved_model(model_dir, x_test)
+            files = convert(saved_model, x_train, staging)
+        reference_label = "scikit-learn" if family == contract.HIST_GBT else "SavedModel"
+        edge_format = contract.choose_format(files)
+        assert edge_format is not None  # both converters write at least float32
         reports: dict[str, Any] = {}
         probabilities = {}
+        def scorer(runtime: LiteRTModel) -> Any:  # a tree file's memory grows with the batch
+            return in_chunks(runtime.predict_proba, TREE_CHUNK_ROWS) if family == contract.HIST_GBT \
+                else runtime.predict_proba
+
         for fmt, path in files.items():
             runtime = LiteRTModel(path)
-            probabilities[fmt] = runtime.predict_proba(x_test)
+            probabilities[fmt] = scorer(runtime)(x_test)
             report = check_equivalence(
                 reference, probabilities[fmt], y_test, threshold, policy.equivalence[fmt].to_dict(), fmt
             )
@@ -82,41 +118,49 @@ def convert_step(
                 "size_bytes": model_size_bytes(path),
                 "latency": measure_latency(runtime, x_test[0], n=2000),
             }
-        int8_metrics = metric_table(
-            test, probabilities["int8"], threshold, policy, int(evaluation["bootstrap"]["seed"])
+        if figures_dir is not None:
+            _equivalence_figure(reference, probabilities, threshold, reference_label, Path(figures_dir))
+        edge_metrics = metric_table(
+            test, probabilities[edge_format], threshold, policy, int(evaluation["bootstrap"]["seed"])
         )
         failed = [f"{fmt}: {'; '.join(r['reasons'])}" for fmt, r in reports.items() if not r["passed"]]
         passed = not failed
         reason = (
-            "converted models are equivalent to the SavedModel"
+            f"{family} converted to LiteRT {', '.join(files)}; equivalent to its {reference_label}"
             if passed
-            else "equivalence failed: " + " | ".join(failed)
+            else f"{family}: equivalence failed: " + " | ".join(failed)
         )
-        saved_model_bytes = model_size_bytes(Path(model_dir) / contract.SAVED_MODEL_DIR)
+        saved_model_bytes = model_size_bytes(saved_model)
+        edge_bytes = reports[edge_format]["size_bytes"]
         result = {
             "data_version": data_version,
             "passed": passed,
             "reason": reason,
+            "family": family,
+            "edge_format": edge_format,
             "threshold": threshold,
             "policy_version": policy.policy_version,
             "equivalence": reports,
             "saved_model_size_bytes": saved_model_bytes,
-            "int8_size_ratio": reports["int8"]["size_bytes"] / saved_model_bytes,
-            "metrics": {"int8": int8_metrics},
+            "edge_size_ratio": edge_bytes / saved_model_bytes,
+            "metrics": {contract.EDGE_KEY: edge_metrics},
         }
         lineage.write_json_atomic(Path(report_path), result)
         outputs = {"equivalence": str(report_path)}
         if passed:
+            shutil.copytree(saved_model, staging / contract.SAVED_MODEL_DIR)
             for fmt in files:
                 write_golden(staging, x_test[:GOLDEN_ROWS], probabilities[fmt][:GOLDEN_ROWS], fmt=fmt)
             _write_edge_documents(staging, contract.load_feature_spec(Path(model_dir)), threshold)
-            train_probabilities = {f: LiteRTModel(p).predict_proba(x_train) for f, p in files.items()}
+            train_probabilities = {f: scorer(LiteRTModel(p))(x_train) for f, p in files.items()}
             write_reference_stats(staging, compute_reference_stats(
                 x_train, spec.names, train_probabilities, data_version=data_version))
             lineage.write_manifest(
                 staging,
                 "edge_model",
                 data_version=data_version,
+                model_family=family,
+                edge_format=edge_format,
                 formats=sorted(files),
                 equivalence={f: r["passed"] for f, r in reports.items()},
                 policy_version=policy.policy_version,
@@ -126,7 +170,8 @@ def convert_step(
                 shutil.rmtree(out)
             shutil.copytree(staging, out)
             outputs["edge_model"] = str(out)
-    metrics: dict[str, float] = {"int8_size_ratio": result["int8_size_ratio"]}
+    metrics: dict[str, float] = {"edge_size_ratio": result["edge_size_ratio"],
+                                 "edge_pr_auc": edge_metrics["overall"]["pr_auc"]["value"]}
     for fmt, r in reports.items():
         metrics.update({
             f"{fmt}_agreement": r["agreement"]["value"],
@@ -137,4 +182,14 @@ def convert_step(
             f"{fmt}_latency_median_us": r["latency"]["median_us"],
         })
     return StepResult(step="convert", verdict=Verdict.PASS if passed else Verdict.FAIL, reason=reason,
-                      metrics=metrics, outputs=outputs)
+                      metrics=metrics, outputs={**outputs, "family": family, "edge_format": edge_format})
+
+
+def _equivalence_figure(reference: Any, probabilities: dict[str, Any], threshold: float, reference_name: str,
+                        out_dir: Path) -> None:
+    """The equivalence scatter (reference vs each LiteRT file), with its index for the report."""
+    from shopfloor.report import figures as fig
+
+    written = [fig.equivalence_figure(reference, probabilities, out_dir, threshold=threshold,
+                                      reference_name=reference_name)]
+    fig.write_index(out_dir, written)

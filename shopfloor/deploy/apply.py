@@ -22,6 +22,7 @@ from shopfloor.deploy.render import (
     Obj,
     PredictorSpec,
     applicable,
+    format_for_version,
     inference_service,
     render_objects,
     service_name_problem,
@@ -230,9 +231,11 @@ def spec_from_registry(registry: Any, version: str, **overrides: Any) -> Predict
     """A :class:`PredictorSpec` for a published version of an S3-backed ``shopfloor.registry.Registry``.
 
     The predictor reads the version straight from object storage, so a filesystem registry
-    cannot be deployed to a cluster. A registry model name that Kubernetes cannot carry (the
-    registry's own rule is looser) is reported with the rule it breaks; the version stays in
-    the registry untouched.
+    cannot be deployed to a cluster. Its format is the version's own (``model_format``
+    override: one the version has; see :func:`format_for_version`), so a tree version is
+    served as float32 without anyone saying so. A registry model name that Kubernetes cannot
+    carry (the registry's own rule is looser) is reported with the rule it breaks; the version
+    stays in the registry untouched.
     """
     root = registry.backend.describe()
     if not root.startswith(names.S3_SCHEME):
@@ -240,11 +243,13 @@ def spec_from_registry(registry: Any, version: str, **overrides: Any) -> Predict
                                 "versions (use --registry s3://bucket/prefix)")
     manifest = registry.show(version)  # a contract.VersionManifest: its model is the registry's
     model_name = str(manifest.model)
+    model_format = format_for_version(manifest, overrides.pop("model_format", None))
     spec = PredictorSpec(
         model_name=model_name,
         version=version,
         storage_uri=f"{root}/{registry.model}/{version}",
         data_version=manifest.data_version,
+        model_format=model_format,
         **overrides,
     )
     problem = (names.LABEL_VALUE.problem(model_name, "registry model name") or

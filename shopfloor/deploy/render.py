@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shopfloor import names, settings
-from shopfloor.contract import SERVABLE_FORMATS
+from shopfloor import contract, names, settings
+from shopfloor.contract import SERVABLE_FORMATS, VersionManifest
 from shopfloor.errors import InvalidInputError, bounded, excerpt
 
 Obj = dict[str, Any]
@@ -35,6 +35,10 @@ STORAGE_URI_ANNOTATION = f"{LABEL_PREFIX}/storage-uri"
 #: Objects carrying this annotation are documentation for a human (e.g. the Secret shape) and
 #: are never applied: applying an empty Secret would wipe real credentials.
 TEMPLATE_ANNOTATION = f"{LABEL_PREFIX}/template-only"
+
+#: What ``model_format`` may be: ``auto`` (the predictor serves the version's edge format) or
+#: a servable format.
+MODEL_FORMATS: tuple[str, ...] = (contract.AUTO_FORMAT, *SERVABLE_FORMATS)
 
 MAX_PORT = 65535
 #: Registry version ids; also a label value, hence the length limit.
@@ -83,7 +87,9 @@ class PredictorSpec:
     data_version: str | None = None
     namespace: str = settings.DEFAULT_NAMESPACE
     image: str = DEFAULT_IMAGE
-    model_format: str = "int8"
+    #: ``auto`` when nothing says (a chart without a version); a deploy from the registry
+    #: writes the version's own format (:func:`format_for_version`).
+    model_format: str = contract.AUTO_FORMAT
     #: InferenceService name (default: the model name); stable across versions so a new
     #: version rolls out in place.
     name: str | None = None
@@ -175,8 +181,8 @@ def check_spec(spec: PredictorSpec) -> None:
             problems.append(f"storage URI {excerpt(spec.storage_uri)} must end with /{bounded(tail, 130)}: "
                             "the predictor loads <registry root>/<model>/<version>, and the labels name what "
                             "it serves")
-    if spec.model_format not in SERVABLE_FORMATS:
-        problems.append(f"model format {excerpt(spec.model_format)} is not one of {list(SERVABLE_FORMATS)}")
+    if spec.model_format not in MODEL_FORMATS:
+        problems.append(f"model format {excerpt(spec.model_format)} is not one of {list(MODEL_FORMATS)}")
     if not spec.image or any(c.isspace() for c in spec.image):
         problems.append(f"image {excerpt(spec.image)} is not an image reference")
     if spec.mode not in DEPLOYMENT_MODES:
@@ -198,6 +204,13 @@ def check_spec(spec: PredictorSpec) -> None:
     found = [p for p in problems if p]
     if found:
         raise InvalidInputError("; ".join(found))
+
+
+def format_for_version(manifest: VersionManifest, requested: str | None = None) -> str:
+    """The format the predictor serves ``manifest``'s version in (``requested``, or the version's
+    edge format for None or ``auto``), refused before anything reaches a cluster when the
+    version lacks it (:meth:`VersionManifest.resolve_format`)."""
+    return manifest.resolve_format(requested)
 
 
 def labels(spec: PredictorSpec) -> dict[str, str]:

@@ -106,7 +106,7 @@ def run(config: RuntimeConfig) -> None:
     runtime = EdgeRuntime(
         store,
         config.model_name,
-        variant=store.variant,
+        preferred_format=store.preferred_format,
         admin_token=token,
         profile_name=device.name if device is not None else None,
         max_batch=config.max_batch,

@@ -318,7 +318,8 @@ def render_site_manifests(site: Any, registry: Any, version: str) -> list[tuple[
         )
     target = replace(site, mode="direct") if site.mode == "bundle" else site
     digest = helm.manifest_digest(registry.manifest_bytes(version))
-    values = helm.site_values(target, version, model=registry.model, manifest_digest=digest)
+    values = helm.site_values(target, version, model=registry.model, manifest_digest=digest,
+                              manifest=registry.show(version))
     objects = helm.render(values, namespace=site.namespace, release=site.name)
     problems = helm.validation_errors(objects)
     if problems:
@@ -626,20 +627,16 @@ def verify_bundle(
 
 
 def check_loadable(version_dir: Path, manifest: contract.VersionManifest, profile: Any = None) -> None:
-    """Open the model file the site would run (the profile's variant, else every LiteRT
-    format) in this LiteRT runtime; refuse a model it cannot load (operator, schema)."""
+    """Open the model file the site would run (with a profile: the one it loads,
+    :func:`contract.choose_format` of its preference; else every LiteRT format) in this LiteRT
+    runtime; refuse a model it cannot load (operator, schema)."""
     from shopfloor.inference.runtime import LiteRTModel
 
     formats = [f for f in manifest.formats if f in contract.LITERT_FORMATS]
-    variant = getattr(profile, "variant", None)
-    if variant is not None:
-        if variant not in formats:
-            raise IntegrityError(
-                f"version {manifest.version} has no {variant} LiteRT file for profile {profile.name}"
-            )
-        formats = [variant]
     if not formats:
         raise IntegrityError(f"version {manifest.version} has no LiteRT model the edge can run")
+    if profile is not None:
+        formats = [str(contract.choose_format(formats, profile.variant))]
     for fmt in formats:
         name = contract.litert_file(fmt)
         try:

@@ -119,7 +119,7 @@ def push(site: Site, version: str, manifest: contract.VersionManifest, *, regist
         raise InvalidInputError(f"timeout must be positive, got {timeout}")
     digest = helm.manifest_digest(registry.manifest_bytes(version))
     values = helm.site_values(site, version, model=manifest.model, manifest_digest=digest, trust=trust,
-                              image=image)
+                              image=image, manifest=manifest)
     objects = helm.render(values, namespace=site.namespace, release=site.name)
     problems = helm.validation_errors(objects)
     if problems:
@@ -199,6 +199,7 @@ def status(site: Site, cluster: Cluster | None = None) -> dict[str, Any]:
     ready = state.get("readyReplicas", 0)
     version = deployment_version(live)
     pods = ((live.get("spec") or {}).get("template", {}).get("metadata", {}).get("annotations") or {})
+    fmt = ((live.get("metadata") or {}).get("annotations") or {}).get(helm.FORMAT_ANNOTATION)
     return {"should_run": version, "reports": pods.get(helm.VERSION_ANNOTATION) if ready >= want else None,
-            "ready": ready >= want, "detail": f"{ready}/{want} ready"}
+            "ready": ready >= want, "detail": f"{ready}/{want} ready", "format": fmt}
 

@@ -301,7 +301,8 @@ def _stop(pids: list[int], *, grace: float = STOP_GRACE_SECONDS, log: Log = _qui
 
 
 def status(root: Path | None = None) -> list[dict[str, Any]]:
-    """Per site: name, url, pid, running, health, active version (as the runtime reports)."""
+    """Per site: name, url, pid, running, health, active version and the LiteRT format it runs
+    in (as the runtime reports)."""
     from shopfloor.edge.client import RuntimeClient
 
     root = Path(root) if root is not None else default_root()
@@ -315,6 +316,7 @@ def status(root: Path | None = None) -> list[dict[str, Any]]:
             "running": running,
             "profile": site.profile,
             "active": None,
+            "format": None,
             "health": "down",
             "last_error": None,
         }
@@ -323,6 +325,7 @@ def status(root: Path | None = None) -> list[dict[str, Any]]:
             try:
                 st = client.status()
                 entry["active"] = st.get("active")
+                entry["format"] = st.get("format")
                 entry["last_error"] = st.get("last_error")
                 entry["health"] = "ready" if client.health() else "live (no active version)"
             except Exception as exc:

@@ -123,7 +123,7 @@ def push(site: Site, version: str, manifest: contract.VersionManifest, *, regist
     top, target = working_copy(site)
     digest = helm.manifest_digest(registry.manifest_bytes(version))
     values = helm.site_values(site, version, model=manifest.model, manifest_digest=digest, trust=trust,
-                              image=image)
+                              image=image, manifest=manifest)
     before = read_values(site)
     previous = str(before.get("modelVersion")) if before and before.get("modelVersion") else None
     remote = None

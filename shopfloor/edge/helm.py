@@ -40,6 +40,8 @@ MAX_RENDER_BYTES = 1024 * 1024
 APPLY_ORDER = ("ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "NetworkPolicy",
                "Deployment")
 VERSION_ANNOTATION = "shopfloor.io/model-version"
+#: The LiteRT format the site's runtime loads for that version (chart value ``modelFormat``).
+FORMAT_ANNOTATION = "shopfloor.io/model-format"
 DIGEST_ANNOTATION = "shopfloor.io/manifest-digest"
 
 
@@ -91,8 +93,11 @@ def default_trust() -> Obj:
 
 
 def site_values(site: Site, version: str, *, model: str = settings.DEFAULT_MODEL_NAME,
-                manifest_digest: str = "", trust: Obj | None = None, image: str | None = None) -> Obj:
-    """The chart values of ``site`` running ``version``: its values file in GitOps mode."""
+                manifest_digest: str = "", trust: Obj | None = None, image: str | None = None,
+                manifest: contract.VersionManifest | None = None) -> Obj:
+    """The chart values of ``site`` running ``version``: its values file in GitOps mode.
+    ``manifest`` (the version's) makes ``modelFormat`` the format the site will load, not
+    just the profile's preference."""
     if site.mode not in ("direct", "gitops", "bundle"):
         raise InvalidInputError(f"site {site.name} is in {site.mode} mode: only direct, gitops and bundle "
                                 "sites run the edge chart")
@@ -109,7 +114,7 @@ def site_values(site: Site, version: str, *, model: str = settings.DEFAULT_MODEL
         "manifestDigest": manifest_digest,
         # air-gapped (bundle) sites pull nothing: versions arrive by bundle import into the store
         "registry": site.registry or "",
-        **chart_values(profile),
+        **chart_values(profile, manifest),
         "trust": {"keys": list(trust_doc.get("keys") or []), "revoked": list(trust_doc.get("revoked") or [])},
     }
     if image:
@@ -174,7 +179,7 @@ def render_site_files(site: Site, version: str, *, registry: Any, trust: Obj | N
     manifest = registry.show(version)
     values = site_values(site, version, model=manifest.model,
                          manifest_digest=manifest_digest(registry.manifest_bytes(version)), trust=trust,
-                         image=image)
+                         image=image, manifest=manifest)
     objects = render(values, namespace=site.namespace, release=site.name, chart=chart)
     problems = validation_errors(objects)
     if problems:

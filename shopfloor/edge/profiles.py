@@ -2,10 +2,12 @@
 
 One YAML file per device class in ``profiles/`` (package data). A profile bounds a push before
 anything reaches a site (:func:`check_fits`: static figures from the version's manifest, no
-download), tells the on-device store which LiteRT variant to load and which per-row latency to
-hold it to, and feeds the Kubernetes resources and ``kubernetes.io/arch`` node selection of the
-edge workload (:func:`chart_values`). The on-device check stays the final word: only the device
-can measure its own latency.
+download), tells the on-device store which LiteRT format it prefers (``variant``: a preference,
+not a demand; a version without it runs the format it has, e.g. a tree ensemble's float32 file,
+see :func:`shopfloor.contract.choose_format`) and which per-row latency to hold it to, and
+feeds the Kubernetes resources and ``kubernetes.io/arch`` node selection of the edge workload
+(:func:`chart_values`). The on-device check stays the final word: only the device can measure
+its own latency.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class DeviceProfile:
     memory_limit_mib: int
     max_model_bytes: int
     latency_budget_us: float
+    #: The LiteRT format this device prefers: loaded when a version has it, else the version's
+    #: own (:meth:`format_for`). A tree version has only float32, whatever the preference.
     variant: str
     description: str = ""
     #: CPU the scheduler reserves for the runtime (limit: ``cores``).
@@ -63,10 +67,9 @@ class DeviceProfile:
             found.append(f"latency_budget_us {excerpt(budget)} must be a number within (0, 1e7)")
         return [p for p in found if p]
 
-    @property
-    def model_file(self) -> str:
-        """The LiteRT file this device loads."""
-        return contract.litert_file(self.variant)
+    def format_for(self, manifest: contract.VersionManifest) -> str | None:
+        """The LiteRT format this device runs ``manifest``'s version in (None: it has none)."""
+        return contract.choose_format(manifest.formats, self.variant)
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in _FIELDS}
@@ -131,36 +134,42 @@ def _mib(size: int) -> str:
 def check_fits(manifest: contract.VersionManifest, profile: DeviceProfile) -> list[str]:
     """The figures by which ``manifest``'s version breaks ``profile`` ([] when it fits).
 
-    Static, from the manifest's recorded file sizes: the variant must exist and its file must
-    be within the profile's largest model file; the model must also leave room in the memory
-    limit (the interpreter maps the whole file). Latency is measured on the device itself.
+    Static, from the manifest's recorded file sizes, for the file the device will actually run
+    (:meth:`DeviceProfile.format_for`: the preferred format when the version has it, else the
+    version's own, e.g. a tree ensemble's float32 file on an int8-preferring device): it must be
+    within the profile's largest model file and leave room in the memory limit (the interpreter
+    maps the whole file). Latency is measured on the device itself.
     """
     where = f"{manifest.model} {manifest.version} on profile {profile.name}"
-    if profile.variant not in manifest.formats:
-        return [f"{where}: the profile loads the {profile.variant} LiteRT variant, but the version has only "
-                f"{list(manifest.formats)}"]
-    entry = manifest.files.get(profile.model_file)
+    fmt = profile.format_for(manifest)
+    if fmt is None:
+        return [f"{where}: the version has no LiteRT model to run (it has {list(manifest.formats)})"]
+    name = contract.litert_file(fmt)
+    entry = manifest.files.get(name)
     if entry is None:
-        return [f"{where}: {profile.model_file} is not among the version's files"]
+        return [f"{where}: {name} is not among the version's files"]
     problems = []
     if entry.size > profile.max_model_bytes:
-        problems.append(f"{where}: {profile.model_file} is {entry.size:,} bytes ({_mib(entry.size)}), "
-                        f"over the profile's largest model file {profile.max_model_bytes:,} bytes "
-                        f"({_mib(profile.max_model_bytes)})")
+        problems.append(f"{where}: {name} ({manifest.model_family}, {fmt}) is {entry.size:,} bytes "
+                        f"({_mib(entry.size)}), over the profile's largest model file "
+                        f"{profile.max_model_bytes:,} bytes ({_mib(profile.max_model_bytes)})")
     memory = profile.memory_limit_mib * 1024 * 1024
     if entry.size * 2 > memory:
-        problems.append(f"{where}: {profile.model_file} needs about {_mib(entry.size * 2)} resident (file + "
-                        f"tensors), over the memory limit {profile.memory_limit_mib} MiB")
+        problems.append(f"{where}: {name} ({manifest.model_family}, {fmt}) needs about "
+                        f"{_mib(entry.size * 2)} resident (file + tensors), over the memory limit "
+                        f"{profile.memory_limit_mib} MiB")
     return problems
 
 
-def chart_values(profile: DeviceProfile) -> dict[str, Any]:
-    """The chart values a profile decides: resources, node architecture, model variant, budget."""
+def chart_values(profile: DeviceProfile, manifest: contract.VersionManifest | None = None) -> dict[str, Any]:
+    """The chart values a profile decides: resources, node architecture, budget, and the model
+    format (the one the device runs ``manifest``'s version in; without a version, its preference)."""
     memory = f"{profile.memory_limit_mib}Mi"
+    fmt = profile.format_for(manifest) if manifest is not None else None
     return {
         "profile": profile.name,
         "arch": profile.arch,
-        "modelFormat": profile.variant,
+        "modelFormat": fmt or profile.variant,
         "resources": {
             "requests": {"cpu": f"{profile.cpu_request_millicores}m", "memory": memory},
             "limits": {"cpu": str(profile.cores), "memory": memory},

@@ -155,7 +155,7 @@ class EdgeRuntime:
         store: ModelStore,
         model_name: str = settings.DEFAULT_MODEL_NAME,
         *,
-        variant: str = settings.EDGE_DEFAULT_VARIANT,
+        preferred_format: str | None = None,
         admin_token: bytes | None = None,
         profile_name: str | None = None,
         max_batch: int = settings.MAX_BATCH,
@@ -163,7 +163,8 @@ class EdgeRuntime:
     ) -> None:
         self.store = store
         self.model_name = model_name
-        self.variant = variant
+        #: The device's preferred LiteRT format; each version loads choose_format(its formats, this).
+        self.preferred_format = preferred_format
         self.admin_token = admin_token
         self.profile_name = profile_name
         self.max_batch = max_batch
@@ -180,8 +181,10 @@ class EdgeRuntime:
         return Path(self.store.version_dir(version))
 
     def build(self, version_dir: Path) -> Served:
-        """A complete, ready :class:`Served` for a version directory (blocking: LiteRT load)."""
-        predictor = Predictor.load(version_dir, self.variant, max_batch=self.max_batch)
+        """A complete, ready :class:`Served` for a version directory (blocking: LiteRT load): the
+        LiteRT file the version runs here, the preferred format when it has it (an MLP's int8)
+        else its own (a tree ensemble's float32), so a swap may change the format served."""
+        predictor = Predictor.load(version_dir, prefer=self.preferred_format, max_batch=self.max_batch)
         metadata = orjson.dumps(
             {
                 "name": self.model_name,
@@ -317,6 +320,7 @@ class EdgeRuntime:
             **store,
             "model": self.model_name,
             "active": self.served.version if self.served else None,
+            "format": self.served.predictor.fmt if self.served else None,
             "store_active": store.get("active"),
             "last_error": self.last_error or store.get("last_error"),
             "profile": self.profile_name,

@@ -33,6 +33,9 @@ class SiteStatus:
     reports: str | None
     healthy: bool | None
     detail: str
+    #: The LiteRT format the site runs (or, GitOps, is told to run) its version in, when known:
+    #: int8 for an MLP on most devices, float32 for a tree ensemble anywhere.
+    format: str | None = None
 
     @property
     def in_sync(self) -> bool | None:
@@ -43,7 +46,7 @@ class SiteStatus:
     def to_dict(self) -> dict[str, Any]:
         return {"site": self.site, "mode": self.mode, "profile": self.profile,
                 "should_run": self.should_run, "reports": self.reports, "in_sync": self.in_sync,
-                "healthy": self.healthy, "detail": self.detail}
+                "format": self.format, "healthy": self.healthy, "detail": self.detail}
 
 
 def _registry_default(registry: Any) -> tuple[str | None, str]:
@@ -62,9 +65,11 @@ def _local(site: Site, registry: Any) -> SiteStatus:
     token = read_token(site.resolve(site.admin_token_file)) if site.admin_token_file else None
     client = RuntimeClient(site.url or "", token=token, timeout=5.0)
     healthy = client.health()
+    fmt = None
     if token:
         document = client.status()
         reports = document.get("active")
+        fmt = document.get("format")
         error = document.get("last_error")
         detail = f"last error: {error}" if error else f"installed {document.get('installed', [])}"
     else:
@@ -72,7 +77,7 @@ def _local(site: Site, registry: Any) -> SiteStatus:
         reports = versions[0] if versions else None
         detail = "V2 metadata (no admin token)"
     return SiteStatus(site.name, site.mode, site.profile, should, reports, healthy,
-                      "; ".join(p for p in (detail, note) if p))
+                      "; ".join(p for p in (detail, note) if p), str(fmt) if fmt else None)
 
 
 def _direct(site: Site, cluster_for: Callable[[Site], Any] | None) -> SiteStatus:
@@ -81,7 +86,7 @@ def _direct(site: Site, cluster_for: Callable[[Site], Any] | None) -> SiteStatus
     cluster = cluster_for(site) if cluster_for is not None else None
     state = direct.status(site, cluster)
     return SiteStatus(site.name, site.mode, site.profile, state["should_run"], state["reports"],
-                      state["ready"], state["detail"])
+                      state["ready"], state["detail"], state.get("format"))
 
 
 def _gitops(site: Site) -> SiteStatus:
@@ -90,8 +95,10 @@ def _gitops(site: Site) -> SiteStatus:
     values = gitops.read_values(site)
     should = str(values["modelVersion"]) if values and values.get("modelVersion") else None
     digest = (values or {}).get("manifestDigest") or "-"
+    fmt = (values or {}).get("modelFormat")
     return SiteStatus(site.name, site.mode, site.profile, should, None, None,
-                      f"values file pins manifest {digest}; the site's GitOps engine reports what runs")
+                      f"values file pins manifest {digest}; the site's GitOps engine reports what runs",
+                      str(fmt) if fmt else None)
 
 
 def site_status(site: Site, *, registry: Any = None,

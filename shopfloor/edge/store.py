@@ -11,9 +11,11 @@ Layout under the store's root::
 A version reaches ``versions/`` only after every check passed on this device, in this order:
 size bounds (before a byte is copied), signature over the manifest against the site's trust
 file, every file's sha256 and size against the manifest (no missing or extra file), the
-device profile's LiteRT variant loads, the golden inputs reproduce the golden outputs within
-the version's tolerance, and the per-row latency measured here is within the profile's
-budget. Any failure leaves nothing in ``versions/`` and the active version untouched.
+LiteRT file this device runs loads (the profile's preferred format when the version has it,
+else the version's own: a tree ensemble has only float32; :func:`contract.choose_format`), the
+golden inputs reproduce that file's golden outputs within the version's tolerance, and the
+per-row latency measured here is within the profile's budget. Any failure leaves nothing in
+``versions/`` and the active version untouched.
 
 Crash safety: installs stage in ``incoming/`` and rename; activation replaces ``state.json``
 atomically. :meth:`ModelStore.recover` (run at start) clears ``incoming/``, re-verifies the
@@ -178,7 +180,8 @@ def _check_files(root: Path, manifest: VersionManifest) -> None:
 
 @dataclass(frozen=True)
 class SelfTest:
-    variant: str
+    #: The LiteRT format tested: the one this device runs the version in.
+    format: str
     golden_rows: int
     max_abs_diff: float
     tolerance: float
@@ -186,13 +189,13 @@ class SelfTest:
     latency_us_p99: float
 
 
-def self_test(version_dir: Path, variant: str) -> SelfTest:
-    """Load the variant's LiteRT file, reproduce its golden outputs (batch and single-row
+def self_test(version_dir: Path, fmt: str) -> SelfTest:
+    """Load the format's LiteRT file, reproduce its golden outputs (batch and single-row
     paths) within the version's tolerance, and time single-row calls on this device."""
     from shopfloor.inference.runtime import LiteRTModel
 
     root = Path(version_dir)
-    golden = contract.load_golden(root, variant)
+    golden = contract.load_golden(root, fmt)
     spec = contract.load_feature_spec(root)
     npz = _read_bounded(root / golden.npz, golden.npz, MAX_GOLDEN_BYTES)
     import io
@@ -208,7 +211,7 @@ def self_test(version_dir: Path, variant: str) -> SelfTest:
             or golden.n_features != len(spec.names):
         raise IntegrityError(f"{golden.npz}: arrays {list(x.shape)}/{list(expected.shape)} do not match "
                              f"{golden.n} rows x {len(spec.names)} features", golden.npz)
-    model_file = contract.litert_file(variant)
+    model_file = contract.litert_file(fmt)
     model = LiteRTModel(root / model_file)
     if model.n_features != len(spec.names):
         raise IntegrityError(f"{model_file} takes {model.n_features} features, the feature spec makes "
@@ -228,7 +231,7 @@ def self_test(version_dir: Path, variant: str) -> SelfTest:
         model.predict_one(row)
         if i >= LATENCY_WARMUP:
             timings.append((time.perf_counter_ns() - t0) / 1000.0)
-    return SelfTest(variant, golden.n, worst, golden.tolerance, float(np.median(timings)),
+    return SelfTest(fmt, golden.n, worst, golden.tolerance, float(np.median(timings)),
                     float(np.percentile(timings, 99)))
 
 
@@ -239,7 +242,9 @@ class InstallReport:
     model: str
     version: str
     key_id: str
-    variant: str
+    #: The model family and the LiteRT format this device runs the version in.
+    family: str
+    format: str
     files: int
     bytes: int
     self_test: SelfTest
@@ -319,7 +324,8 @@ class ModelStore:
         self.keep = keep
         self.max_version_bytes = max_version_bytes
         self.lock_timeout = lock_timeout
-        self.variant = profile.variant if profile is not None else settings.EDGE_DEFAULT_VARIANT
+        #: The profile's preferred LiteRT format (None: the version's own edge format).
+        self.preferred_format: str | None = profile.variant if profile is not None else None
         for sub in (VERSIONS, INCOMING):
             try:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -412,11 +418,27 @@ class ModelStore:
         """Activation history, oldest first (rollback walks it back)."""
         return list(self._read_state().history)
 
+    def format_for(self, manifest: VersionManifest) -> str | None:
+        """The LiteRT format this device runs ``manifest``'s version in (None: it has none)."""
+        return contract.choose_format(manifest.formats, self.preferred_format)
+
+    def format_of(self, version: str) -> str | None:
+        """The LiteRT format an installed version runs in here (None: unreadable manifest)."""
+        try:
+            raw = _read_bounded(self.version_dir(version) / MANIFEST, MANIFEST, MAX_MANIFEST_BYTES)
+            return self.format_for(_parse_manifest(raw, f"{version}/{MANIFEST}"))
+        except ShopfloorError:
+            return None
+
     def status(self) -> dict[str, Any]:
         state = self._read_state()
-        return {"active": state.active, "installed": self.installed(), "history": state.history,
+        installed = self.installed()
+        formats = {version: self.format_of(version) for version in installed}
+        return {"active": state.active, "installed": installed, "history": state.history,
                 "last_error": state.last_error, "events": state.events[-10:],
-                "profile": self.profile.name if self.profile else None, "variant": self.variant}
+                "profile": self.profile.name if self.profile else None,
+                "preferred_format": self.preferred_format, "formats": formats,
+                "active_format": formats.get(state.active) if state.active else None}
 
     def verify(self, version: str) -> str:
         """Re-check an installed version on disk: files against its manifest and its
@@ -445,8 +467,8 @@ class ModelStore:
             from shopfloor.edge.profiles import check_fits
 
             problems.extend(check_fits(manifest, self.profile))
-        elif self.variant not in manifest.formats:
-            problems.append(f"{manifest.version} has no {self.variant} LiteRT model "
+        elif self.format_for(manifest) is None:
+            problems.append(f"{manifest.version} has no LiteRT model to run "
                             f"(it has {list(manifest.formats)})")
         return problems
 
@@ -485,7 +507,7 @@ class ModelStore:
                 log.warning("installed copy of %s is broken (%s): installing it again", version, exc)
                 self._discard(version)
             else:
-                test = self_test(self.version_dir(version), self.variant)
+                test = self_test(self.version_dir(version), str(self.format_for(manifest)))
                 self._check_latency(test)
                 return self._report(manifest, key, test, started, already=True)
 
@@ -511,7 +533,7 @@ class ModelStore:
             _check_files(staging, manifest)  # what is on this disk now, not what was read
             self.trust.verify((staging / MANIFEST).read_bytes(), signatures)
             _fault("after_verify")
-            test = self_test(staging, self.variant)
+            test = self_test(staging, str(self.format_for(manifest)))
             self._check_latency(test)
             _fault("after_self_test")
             _fsync_dir(staging)
@@ -521,7 +543,8 @@ class ModelStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         state = self._read_state()
-        state.event("installed", version, f"signed by {key}; self-test max diff {test.max_abs_diff:.3g}; "
+        state.event("installed", version, f"signed by {key}; {manifest.model_family} {test.format} LiteRT; "
+                                          f"self-test max diff {test.max_abs_diff:.3g}; "
                                           f"latency {test.latency_us_median:.1f} us/row")
         self._prune(state, version)
         self._write_state(state)
@@ -559,7 +582,8 @@ class ModelStore:
     def _report(self, manifest: VersionManifest, key: str, test: SelfTest, started: float, *,
                 already: bool) -> InstallReport:
         return InstallReport(
-            model=manifest.model, version=manifest.version, key_id=key, variant=self.variant,
+            model=manifest.model, version=manifest.version, key_id=key, family=manifest.model_family,
+            format=test.format,
             files=len(manifest.files), bytes=manifest.total_bytes, self_test=test,
             latency_budget_us=self.profile.latency_budget_us if self.profile else None,
             profile=self.profile.name if self.profile else None, already_installed=already,
@@ -582,7 +606,7 @@ class ModelStore:
             state.history.append(version)
             del state.history[:-MAX_HISTORY]
             state.last_error = None
-            state.event("activate", version, f"previous {previous}")
+            state.event("activate", version, f"runs {self.format_of(version)} LiteRT; previous {previous}")
             self._write_state(state, switch=True)
             self._prune(state)
             self._write_state(state)
@@ -605,7 +629,7 @@ class ModelStore:
             state.history = stack[:-1]
             state.active = target
             state.last_error = None
-            state.event("rollback", target, f"from {previous}")
+            state.event("rollback", target, f"runs {self.format_of(target)} LiteRT; from {previous}")
             self._write_state(state, switch=True)
             return StateChange("rollback", previous, target)
 

@@ -324,7 +324,12 @@ def estimate(rep: Replicates, metric: str | None, confidence: float) -> Estimate
 
 def choose_threshold(y_true: np.ndarray, scores: np.ndarray, target_precision: float) -> float:
     """Lowest threshold whose precision reaches the target (most recall at that precision),
-    else the F1-optimal one. Chosen on the validation split, never on test."""
+    else the F1-optimal one. Chosen on the validation split, never on test.
+
+    The threshold sits midway between the chosen validation score and the next lower one
+    (the same validation decisions): a tree ensemble gives many rows exactly the chosen score,
+    and its float32 edge file lands a few ulps either side of it, so a threshold equal to a
+    score would flip those rows on the edge."""
     y = labels(y_true)
     s = _array(scores, "scores")
     order = np.argsort(-s, kind="stable")
@@ -340,4 +345,6 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, target_precision: f
     else:
         f1 = 2 * tp / np.maximum(tp + fp + y.sum(), 1e-12)
         best = int(np.argmax(f1))
+    if best + 1 < len(thresholds):
+        return float((thresholds[best] + thresholds[best + 1]) / 2)
     return float(thresholds[best])

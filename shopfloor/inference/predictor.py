@@ -31,6 +31,24 @@ from shopfloor.inference.features import Featurizer
 ProbabilityFn = Callable[[np.ndarray], np.ndarray]
 #: Opens a model artifact that the core cannot (the SavedModel: TensorFlow, adapter-only).
 ModelLoader = Callable[[Path], ProbabilityFn]
+#: Rows per interpreter call for a tree version. The compiled ensemble's intermediate tensors
+#: are rows x trees x nodes (and x leaves), so its memory grows with the batch: at the batch
+#: cap it would outgrow the smallest device profile's memory limit. Small chunks bound it
+#: and cost no time (the answers are per row, so they do not change).
+TREE_CHUNK_ROWS = 64
+
+
+def in_chunks(probability: ProbabilityFn, rows: int) -> ProbabilityFn:
+    """``probability`` applied at most ``rows`` rows at a time, results concatenated."""
+    if rows < 1:
+        raise InvalidInputError(f"rows must be >= 1, got {rows}")
+
+    def chunked(features: np.ndarray) -> np.ndarray:
+        if len(features) <= rows:
+            return probability(features)
+        return np.concatenate([probability(features[i : i + rows]) for i in range(0, len(features), rows)])
+
+    return chunked
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,7 @@ class Predictor:
         *,
         version: str,
         data_version: str = "",
-        fmt: str = "int8",
+        fmt: str,
         max_batch: int = settings.MAX_BATCH,
     ) -> None:
         if max_batch < 1:
@@ -78,29 +96,32 @@ class Predictor:
     def load(
         cls,
         version_dir: Path | str,
-        fmt: str = "int8",
+        fmt: str | None = None,
         *,
+        prefer: str | None = None,
         max_batch: int = settings.MAX_BATCH,
         model_loader: ModelLoader | None = None,
     ) -> Predictor:
         """Read a version directory through the contract; refuse one that does not hold together.
 
-        LiteRT formats load here; another format (the SavedModel) needs ``model_loader``.
+        ``fmt`` None: the LiteRT file the version runs (:func:`contract.choose_format`, with
+        ``prefer`` when the version has it: a device profile's preference), never an assumed
+        int8; a tree version has only float32. An explicit ``fmt`` the version lacks is refused
+        naming the formats it has. LiteRT formats load here; another format (the SavedModel)
+        needs ``model_loader``.
         """
         directory = Path(version_dir)
         if not directory.is_dir():
             raise NotFoundError(f"model version directory not found: {directory}")
-        artifact = directory / contract.model_artifact(fmt)
         manifest = contract.load_manifest(directory)
+        fmt = manifest.resolve_format(fmt, prefer)
+        artifact = directory / contract.model_artifact(fmt)
         decision = contract.load_decision(directory)
         if decision.inputs and tuple(decision.inputs) != schema.INPUT_COLUMNS:
             raise IntegrityError(
                 f"{contract.DECISION}: the model takes inputs {list(decision.inputs)}, this predictor "
                 f"decodes {list(schema.INPUT_COLUMNS)}", contract.DECISION)
         featurizer = Featurizer.from_version(directory)
-        if fmt not in manifest.formats:
-            raise NotFoundError(f"version {manifest.version} holds no {fmt} model "
-                                f"(it has {list(manifest.formats)})")
         if not artifact.exists():
             raise IntegrityError(f"{fmt} model missing: {artifact}", contract.model_artifact(fmt))
         probability: ProbabilityFn
@@ -113,6 +134,8 @@ class Predictor:
                     f"{artifact.name} takes {lite.n_features} features, the feature spec makes "
                     f"{len(featurizer.names)}", artifact.name)
             probability = lite.predict_proba
+            if manifest.model_family == contract.HIST_GBT:
+                probability = in_chunks(probability, TREE_CHUNK_ROWS)
         elif model_loader is not None:
             probability = model_loader(artifact)
         else:

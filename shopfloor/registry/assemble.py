@@ -52,9 +52,11 @@ from shopfloor.registry.errors import AssemblyError, GatesNotPassedError, RunNot
 MAX_JSON_BYTES = 32 << 20
 #: Largest LiteRT file accepted (edge models are kilobytes to a few megabytes).
 MAX_LITERT_BYTES = 256 << 20
-#: Metrics a version's manifest carries, and where they come from.
-_EVALUATED_MODELS = ("keras", "baseline")
-_EQUIVALENCE_MODEL = "int8"
+#: Metrics a version's manifest carries, and where they come from: every evaluated model from
+#: the evaluation, the shipped LiteRT file from the equivalence report (runs converted before
+#: issue 10 kept the int8 file's metrics under ``int8``).
+_EVALUATED_MODELS = (*contract.FAMILY_KEYS.values(), contract.YARDSTICK_KEY)
+_EQUIVALENCE_KEYS = (contract.EDGE_KEY, "int8")
 _LITERT_FILES = tuple(litert_file(f) for f in LITERT_FORMATS)
 
 
@@ -220,11 +222,14 @@ def assemble_from_artifacts(
     model_dir, edge_dir, evaluation_dir = (Path(p).resolve() for p in (model_dir, edge_dir, evaluation_dir))
     equivalence_path, validation_path = Path(equivalence_path).resolve(), Path(validation_path).resolve()
     dest = Path(dest)
-    saved_model = list(regular_tree(model_dir / SAVED_MODEL_DIR, SAVED_MODEL_DIR)) \
-        if os.path.lexists(model_dir / SAVED_MODEL_DIR) else []
-    if PurePosixPath(SAVED_MODEL_PB).relative_to(SAVED_MODEL_DIR).as_posix() not in saved_model:
-        raise AssemblyError(f"missing trained SavedModel: {model_dir / SAVED_MODEL_PB}", SAVED_MODEL_PB)
     edge_files = set(regular_tree(edge_dir, "edge model")) if os.path.lexists(edge_dir) else set()
+    # The shipped family's SavedModel travels with the edge model (the tree ensemble's exists
+    # only there); runs converted before issue 10 shipped the MLP from the model artifact.
+    saved_model_dir = edge_dir if SAVED_MODEL_PB in edge_files else model_dir
+    saved_model = list(regular_tree(saved_model_dir / SAVED_MODEL_DIR, SAVED_MODEL_DIR)) \
+        if os.path.lexists(saved_model_dir / SAVED_MODEL_DIR) else []
+    if PurePosixPath(SAVED_MODEL_PB).relative_to(SAVED_MODEL_DIR).as_posix() not in saved_model:
+        raise AssemblyError(f"missing trained SavedModel: {saved_model_dir / SAVED_MODEL_PB}", SAVED_MODEL_PB)
     if not any(litert_file(f) in edge_files for f in LITERT_FORMATS):
         raise AssemblyError(f"run has no converted edge model (no {' or '.join(_LITERT_FILES)} in "
                             f"{edge_dir})")
@@ -240,7 +245,7 @@ def assemble_from_artifacts(
         raise AssemblyError(f"destination {dest} is not empty")
 
     dest.mkdir(parents=True, exist_ok=True)
-    _copy_tree(model_dir / SAVED_MODEL_DIR, dest / SAVED_MODEL_DIR, SAVED_MODEL_DIR)
+    _copy_tree(saved_model_dir / SAVED_MODEL_DIR, dest / SAVED_MODEL_DIR, SAVED_MODEL_DIR)
     _copy(spec_source, dest / FEATURE_SPEC, FEATURE_SPEC)
     _copy(edge_dir / DECISION, dest / DECISION, DECISION)
     for fmt in LITERT_FORMATS:
@@ -255,7 +260,9 @@ def assemble_from_artifacts(
         _copy(source, dest / EVIDENCE[key], EVIDENCE[key])
 
     model_m, eval_m, edge_m = (_lineage_manifest(d) for d in (model_dir, evaluation_dir, edge_dir))
+    family = edge_m.get("model_family")
     draft = VersionDraft(
+        model_family=family if family in contract.MODEL_FAMILIES else None,
         code_version=_opt_str(model_m.get("code_version") or edge_m.get("code_version")),
         data_version=_opt_str(model_m.get("data_version") or verdict.get("data_version")),
         evaluated_against=_opt_str(eval_m.get("champion")),
@@ -391,6 +398,7 @@ def describe_version(version_dir: Path) -> VersionContent:
             model_family = published.model_family
         else:
             draft = _parsed(MANIFEST, VersionDraft.from_dict, raw)
+            model_family = draft.model_family or model_family
 
     evaluation, equivalence = ev["evaluation"], ev["equivalence"]
     models = evaluation.get("models", {})
@@ -398,9 +406,10 @@ def describe_version(version_dir: Path) -> VersionContent:
     metrics = {name: _intervals(models.get(name), EVIDENCE["evaluation"], f"models.{name}")
                for name in _EVALUATED_MODELS}
     eq_metrics = equivalence.get("metrics", {})
-    metrics[_EQUIVALENCE_MODEL] = _intervals(
-        eq_metrics.get(_EQUIVALENCE_MODEL) if isinstance(eq_metrics, Mapping) else None,
-        EVIDENCE["equivalence"], f"metrics.{_EQUIVALENCE_MODEL}")
+    eq_metrics = eq_metrics if isinstance(eq_metrics, Mapping) else {}
+    shipped_key = next((k for k in _EQUIVALENCE_KEYS if k in eq_metrics), contract.EDGE_KEY)
+    metrics[contract.EDGE_KEY] = _intervals(eq_metrics.get(shipped_key), EVIDENCE["equivalence"],
+                                            f"metrics.{shipped_key}")
     verdict, validation = ev["verdict"], ev["validation"]
     gate_list = verdict.get("gates", [])
     eq_formats = equivalence.get("equivalence", {})

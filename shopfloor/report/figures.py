@@ -222,8 +222,8 @@ def calibration_figure(
             low, high = _wilson(k, n)
             mids.append(float(ss[which == b].mean()))
             rates.append(k / n)
-            lows.append(k / n - low)
-            highs.append(high - k / n)
+            lows.append(max(k / n - low, 0.0))  # rounding may put a bound a hair past k/n
+            highs.append(max(high - k / n, 0.0))
         ax.errorbar(mids, rates, yerr=[lows, highs], marker="o", markersize=4, capsize=2, label=name)
     ax.set(xlabel="mean predicted probability", ylabel="observed failure rate", xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="upper left", fontsize=7)
@@ -332,9 +332,11 @@ def per_product_type_figure(
 
 
 def equivalence_figure(
-    reference: np.ndarray, edge: Mapping[str, np.ndarray], out_dir: Path, *, threshold: float | None = None
+    reference: np.ndarray, edge: Mapping[str, np.ndarray], out_dir: Path, *, threshold: float | None = None,
+    reference_name: str = "SavedModel",
 ) -> Figure:
-    """Edge (LiteRT) probabilities against the SavedModel's, one point per test row."""
+    """Edge (LiteRT) probabilities against the reference model's (the MLP's SavedModel, or
+    scikit-learn for the tree ensemble), one point per test row."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     for fmt, probs in edge.items():
@@ -345,15 +347,15 @@ def equivalence_figure(
         ax.axhline(
             threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}"
         )
-    ax.set(xlabel="SavedModel probability", ylabel="LiteRT probability", xlim=(0, 1), ylim=(0, 1))
+    ax.set(xlabel=f"{reference_name} probability", ylabel="LiteRT probability", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=7)
     return _save(
         fig,
         out_dir,
         Figure(
             "equivalence",
-            "Equivalence: SavedModel vs LiteRT",
-            "Points off the diagonal are rows whose probability changed.",
+            f"Equivalence: {reference_name} vs LiteRT",
+            "One point per test row; points off the diagonal are rows whose probability changed.",
         ),
     )
 

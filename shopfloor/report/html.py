@@ -22,7 +22,7 @@ REPORT_FILE = "report.html"
 #: Largest PNG embedded; a bigger file is left out with a note (a report must stay openable).
 MAX_IMAGE_BYTES = 2 << 20
 #: Run outputs holding figure directories, in the order the report shows them.
-FIGURE_OUTPUTS = ("evaluation_figures", "validation_figures")
+FIGURE_OUTPUTS = ("evaluation_figures", "conversion_figures", "validation_figures")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem auto;max-width:72rem;
@@ -157,6 +157,13 @@ def run_fragment_html(summary: Mapping[str, Any], run_dir: Path, figures: Collec
     return f'<div class="shopfloor-run">{_run_body(summary, Path(run_dir), figures)}</div>'
 
 
+def _shipped(shipped: Mapping[str, Any] | None) -> str:
+    if not shipped:
+        return "none"
+    pr = shipped.get("pr_auc") or {}
+    return (f"{shipped.get('family')} (LiteRT {shipped.get('format')}), test PR-AUC {interval(pr)}")
+
+
 def _run_body(summary: Mapping[str, Any], run_dir: Path, names: Collection[str] | None) -> str:
     status = str(summary.get("status", "failed"))
     parts = [
@@ -175,6 +182,8 @@ def _run_body(summary: Mapping[str, Any], run_dir: Path, names: Collection[str] 
             f"{summary['threshold']:.4f}" if summary.get("threshold") is not None else "-",
         ),
         ("policy version", (summary.get("gates") or {}).get("policy_version") or "-"),
+        ("shipped to the edge", _shipped(summary.get("shipped"))),
+        ("why this family", (summary.get("selection") or {}).get("reason") or "-"),
         ("champion compared", (summary.get("champion") or {}).get("version") or "none"),
         (
             "registered version",
@@ -225,7 +234,7 @@ def _run_body(summary: Mapping[str, Any], run_dir: Path, names: Collection[str] 
         )
     formats = (summary.get("equivalence") or {}).get("formats") or {}
     if formats:
-        parts.append("<h2>Edge equivalence (SavedModel vs LiteRT)</h2>")
+        parts.append("<h2>Edge equivalence (the model it came from vs LiteRT)</h2>")
         parts.append(
             _table(
                 [
@@ -330,26 +339,12 @@ def validation_markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def validation_html(result: Mapping[str, Any], figures_dir: Path) -> str:
-    """The validation outcome with the sensor figures, for the KFP UI."""
-    success = bool(result.get("success"))
-    failures = result.get("failures") or []
-    body = (
-        f'<h1>Validation</h1><p><span class="status {"passed" if success else "failed"}">'
-        f"{'passed' if success else 'failed'}</span> data version "
-        f"<code>{_e(result.get('data_version'))}</code>"
-        f"</p>"
-        + (
-            _table(
-                ["expectation", "column", "found"],
-                [
-                    [f.get("expectation"), f.get("column") or "-", _found(f)]
-                    for f in failures
-                ],
-            )
-            if failures
-            else "<p>Every expectation passed.</p>"
-        )
-        + figures_html(figures_dir)
-    )
-    return _page("shopfloor validation", body)
+def with_figures(page: str, figures_dir: Path) -> str:
+    """A step's own HTML page with the figures of ``figures_dir`` appended before ``</body>``
+    (the validate step's report, for the KFP UI: one page, tables and pictures)."""
+    figures = figures_html(figures_dir)
+    if not figures:
+        return page
+    section = f"<h2>Figures</h2>{figures}"
+    head, marker, tail = page.rpartition("</body>")
+    return f"{head}{section}{marker}{tail}" if marker else page + section

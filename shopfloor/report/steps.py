@@ -1,7 +1,7 @@
 """Figures of the evaluate and validate steps, drawn from what those steps wrote.
 
-The evaluate step's figures re-score the test split with the same shipped SavedModel and
-baseline the evaluation judged (the evaluation report keeps summaries, not per-row scores).
+The evaluate step's figures draw the per-row test scores the evaluation judged (its
+``scores.npz``): nothing is scored twice, and no model library is loaded to draw them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shopfloor.contract import EVALUATION_REPORT, FEATURE_SPEC, VERDICT
+from shopfloor.contract import EVALUATION_REPORT, EVALUATION_SCORES, FAMILY_KEYS, KERAS_MLP, VERDICT
 from shopfloor.errors import NotFoundError
 from shopfloor.report import figures as fig
 
@@ -25,33 +25,27 @@ def _json(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def evaluation_figures(
-    data_dir: Path, model_dir: Path, evaluation_dir: Path, out_dir: Path, *, resamples: int = 200
-) -> list[fig.Figure]:
+def evaluation_figures(evaluation_dir: Path, out_dir: Path, *, resamples: int = 200) -> list[fig.Figure]:
     """PR and ROC curves with bootstrap bands, calibration, confusion matrix and per-product-type
-    metrics with the gate limits, for the candidate and the baseline on the test split."""
-    from threadpoolctl import threadpool_limits
-
-    from shopfloor.data import schema
-    from shopfloor.data.ingest import read_split
-    from shopfloor.inference.features import Featurizer
-    from shopfloor.training import baseline as baseline_model
-    from shopfloor.training.train import load_baseline, saved_model_scorer
+    metrics with the gate limits, for every model the evaluation judged on the test split (the
+    shown candidate's confusion matrix and gates)."""
+    from shopfloor.evaluation.evaluate import read_scores
 
     evaluation = _json(Path(evaluation_dir) / EVALUATION_REPORT)
     verdict = _json(Path(evaluation_dir) / VERDICT)
-    test = read_split(data_dir, "test")
-    x_test = Featurizer.load(Path(model_dir) / FEATURE_SPEC).transform(test)
-    y = test[schema.TARGET].to_numpy()
-    with threadpool_limits(1):  # 2,000 rows: OpenMP threads would only contend with the scoring
-        baseline_scores = baseline_model.predict_baseline(load_baseline(model_dir), x_test)
-    scores = {"keras": saved_model_scorer(model_dir)(x_test), "baseline": baseline_scores}
+    try:
+        y, scores, _ = read_scores(Path(evaluation_dir))
+    except FileNotFoundError:
+        raise NotFoundError(f"{Path(evaluation_dir) / EVALUATION_SCORES} not found: the evaluate step did "
+                            "not write its scores") from None
+    focus = evaluation.get("focus") or KERAS_MLP
+    key = FAMILY_KEYS.get(focus, FAMILY_KEYS[KERAS_MLP])
     pr_auc = {name: table["overall"]["pr_auc"] for name, table in evaluation["models"].items()}
     out = Path(out_dir)
     written = fig.curve_figures(y, scores, out, pr_auc=pr_auc, resamples=resamples)
     written.append(fig.calibration_figure(y, scores, out))
     written.append(fig.confusion_figure(evaluation["confusion_matrix"], float(evaluation["threshold"]), out))
-    written.append(fig.per_product_type_figure(evaluation, verdict, out))
+    written.append(fig.per_product_type_figure(evaluation, verdict, out, model=key))
     fig.write_index(out, written)
     return written
 

@@ -27,8 +27,9 @@ from shopfloor.inference.predictor import Prediction, Predictor, ProbabilityFn
 from shopfloor.serving import codec
 from shopfloor.serving.metrics import ModelMetrics, ServingMetrics, serving_metrics
 
-#: Servable formats (the SavedModel needs TensorFlow, imported only when it is served).
-FORMATS: tuple[str, ...] = contract.SERVABLE_FORMATS
+#: Formats ``fmt`` may name: ``auto`` (the version's edge format) or a servable format (the
+#: SavedModel needs TensorFlow, imported only when it is served).
+FORMATS: tuple[str, ...] = (contract.AUTO_FORMAT, *contract.SERVABLE_FORMATS)
 
 
 def _saved_model_predictor(directory: Path) -> ProbabilityFn:
@@ -45,13 +46,17 @@ def _saved_model_predictor(directory: Path) -> ProbabilityFn:
 
 
 class FailureModel(Model):
-    """Serve one model version directory (manifest, feature spec, decision, model files)."""
+    """Serve one model version directory (manifest, feature spec, decision, model files).
+
+    ``fmt`` ``auto`` serves the LiteRT file the version names (int8 for an MLP, float32 for a
+    tree ensemble); :attr:`fmt` and :attr:`platform` say what was loaded once :meth:`load` ran.
+    """
 
     def __init__(
         self,
         name: str,
         version_dir: Path | str,
-        fmt: str = "int8",
+        fmt: str = contract.AUTO_FORMAT,
         max_batch: int = settings.MAX_BATCH,
         decision_datatype: str = "BOOL",
         metrics: ServingMetrics | None = None,
@@ -64,8 +69,10 @@ class FailureModel(Model):
         if max_batch < 1:
             raise InvalidInputError(f"max_batch must be >= 1, got {max_batch}")
         self.version_dir = Path(version_dir)
+        self.requested_format = fmt
         self.fmt = fmt
-        self.platform = contract.PLATFORMS[fmt]
+        #: V2 metadata ``platform`` of the format served (known once loaded when ``auto``).
+        self.platform = contract.PLATFORMS.get(fmt, "")
         self.max_batch = max_batch
         self.decision_datatype = decision_datatype
         self.predictor: Predictor | None = None
@@ -83,8 +90,10 @@ class FailureModel(Model):
 
     def load(self) -> bool:
         """Read the version directory through the core; ready only once everything loaded."""
-        loader = _saved_model_predictor if self.fmt == "saved_model" else None
-        predictor = Predictor.load(self.version_dir, self.fmt, max_batch=self.max_batch, model_loader=loader)
+        requested = None if self.requested_format == contract.AUTO_FORMAT else self.requested_format
+        loader = _saved_model_predictor if requested == contract.SAVED_MODEL_FORMAT else None
+        predictor = Predictor.load(self.version_dir, requested, max_batch=self.max_batch, model_loader=loader)
+        self.fmt, self.platform = predictor.fmt, predictor.platform
         metrics = self._metrics_source or serving_metrics()
         self._metrics = metrics.bind(self.name, predictor.version, predictor.data_version, self.fmt,
                                      self.platform)

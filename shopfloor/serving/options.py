@@ -59,8 +59,10 @@ class Flag:
 
 _FLAGS = (
     Flag("--model-name", "model_name", str, settings.DEFAULT_MODEL_NAME, "name on the endpoint path"),
-    Flag("--format", "format", str, "int8", "model format to serve (saved_model needs TensorFlow)",
-         choices=contract.SERVABLE_FORMATS),
+    Flag("--format", "format", str, contract.AUTO_FORMAT,
+         "model format to serve: auto = the version's own edge format (int8 for an MLP, float32 for a "
+         "tree ensemble); a format the version lacks is refused; saved_model needs TensorFlow",
+         choices=(contract.AUTO_FORMAT, *contract.SERVABLE_FORMATS)),
     Flag("--host", "host", str, settings.DEFAULT_HOST,
          "bind address (loopback by default; 0.0.0.0 in a container)"),
     Flag("--http-port", "http_port", int, settings.HTTP_PORT, "REST port", low=1, high=65535),

@@ -21,20 +21,22 @@ SAMPLE_VERSION = "v0001"
 
 
 def newest_run(runs_dir: Path) -> Path | None:
-    """The newest run that finished conversion, or None."""
+    """The newest run that finished conversion (any LiteRT file: a tree ensemble ships only
+    float32), or None."""
     edge = contract.run_output(Path("."), "edge_model")
     model = contract.run_output(Path("."), "model")
     candidates = sorted(
         run
         for run in runs_dir.glob("shopfloor-training-*")
-        if (run / edge / contract.litert_file("int8")).is_file()
-        and (run / model / contract.SAVED_MODEL_PB).is_file()
+        if any((run / edge / contract.litert_file(f)).is_file() for f in contract.LITERT_FORMATS)
+        and any((run / out / contract.SAVED_MODEL_PB).is_file() for out in (edge, model))
     )
     return candidates[-1] if candidates else None
 
 
-def write_manifest(dest: Path, *, run_id: str, data_version: str | None) -> contract.VersionManifest:
-    """A version manifest for the files in ``dest`` (checksums, formats, threshold)."""
+def write_manifest(dest: Path, *, run_id: str, data_version: str | None,
+                   model_family: str = contract.KERAS_MLP) -> contract.VersionManifest:
+    """A version manifest for the files in ``dest`` (checksums, formats, threshold, family)."""
     decision = contract.load_decision(dest)
     files = {
         rel: contract.FileEntry(sha, (dest / rel).stat().st_size)
@@ -44,23 +46,27 @@ def write_manifest(dest: Path, *, run_id: str, data_version: str | None) -> cont
     manifest = contract.VersionManifest(
         model=DEFAULT_MODEL_NAME, version=dest.name if dest.name.startswith("v") else SAMPLE_VERSION,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), run_id=run_id, files=files,
-        threshold=decision.threshold, formats=formats, data_version=data_version,
+        threshold=decision.threshold, formats=formats, data_version=data_version, model_family=model_family,
     )
     lineage.write_text_atomic(dest / contract.MANIFEST, contract.dumps(manifest.to_dict()))
     return manifest
 
 
 def from_run(run: Path, dest: Path) -> Path:
-    """Copy a run's SavedModel and edge model into ``dest`` (registry version layout)."""
+    """Copy a run's shipped model into ``dest`` (registry version layout): the edge model's files
+    and the shipped family's SavedModel (a tree ensemble's travels with the edge model; an MLP
+    run before issue 10 kept it in the train step's output), family from the convert lineage."""
     dest.mkdir(parents=True, exist_ok=True)
-    saved_model = contract.run_output(run, "model") / contract.SAVED_MODEL_DIR
-    shutil.copytree(saved_model, dest / contract.SAVED_MODEL_DIR)
     edge = contract.run_output(run, "edge_model")
+    source = edge if (edge / contract.SAVED_MODEL_PB).is_file() else contract.run_output(run, "model")
+    shutil.copytree(source / contract.SAVED_MODEL_DIR, dest / contract.SAVED_MODEL_DIR)
     for path in edge.iterdir():
         if path.is_file() and path.name != contract.MANIFEST:
             shutil.copy2(path, dest / path.name)
     base = lineage.read_manifest(edge)
-    write_manifest(dest, run_id=run.name, data_version=base.get("data_version"))
+    family = base.get("model_family")
+    write_manifest(dest, run_id=run.name, data_version=base.get("data_version"),
+                   model_family=family if family in contract.MODEL_FAMILIES else contract.KERAS_MLP)
     return dest
 
 

@@ -48,6 +48,9 @@ class SignedVersions:
     private_key: Path
     token_file: Path
     thresholds: dict[str, float]
+    #: With ``make_signed_versions(tree=True)``: v0003, a tree-like version (float32 only,
+    #: family hist-gbt; :func:`tests.fixtures.versions.as_tree_version`), v0001's threshold.
+    tree: str | None = None
 
     def fetch(self, version: str, dest: Path) -> tuple[Path, list[contract.SignatureDoc]]:
         """A version directory as the registry stores it, and its signatures."""
@@ -67,10 +70,12 @@ def _copy_without_manifest(dest: Path, threshold: float | None = None) -> Path:
     return dest
 
 
-def make_signed_versions(root: Path) -> SignedVersions:
-    """v0001 (the trained model) and v0002 (same model, threshold SECOND_THRESHOLD), both signed."""
+def make_signed_versions(root: Path, *, tree: bool = False) -> SignedVersions:
+    """v0001 (the trained model) and v0002 (same model, threshold SECOND_THRESHOLD), both signed;
+    with ``tree``, also v0003: v0001 as a tree ensemble ships (float32 only, hist-gbt), signed."""
     from shopfloor.edge.signing import TrustStore, generate_keypair, load_public_key, sign_manifest
     from shopfloor.registry import open_registry
+    from tests.fixtures.versions import as_tree_version
 
     root.mkdir(parents=True, exist_ok=True)
     pair = generate_keypair(root / "keys", "edge-test")
@@ -87,7 +92,12 @@ def make_signed_versions(root: Path) -> SignedVersions:
             manifest.version, sign_manifest(reg.manifest_bytes(manifest.version), pair.private_path)
         )
         thresholds[manifest.version] = float(manifest.threshold)
-    return SignedVersions(root / "registry", trust, pair.private_path, token_file, thresholds)
+    tree_version = None
+    if tree:
+        source = as_tree_version(_copy_without_manifest(root / "source-tree"))
+        tree_version = reg.publish(source, run_id="edge-test-tree", version="v0003").version
+        reg.add_signature(tree_version, sign_manifest(reg.manifest_bytes(tree_version), pair.private_path))
+    return SignedVersions(root / "registry", trust, pair.private_path, token_file, thresholds, tree_version)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ its refusals, and a hot swap under load.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import re
 import shutil
@@ -445,4 +446,106 @@ def test_hot_swap_under_load_fails_no_request(versions: SignedVersions, tmp_path
     first_v2 = min(t for _, t, v, _, _ in results if v == "v0002")
     assert first_v2 - pushed < 5.0
     assert first_v2 <= acknowledged + 0.5  # the push returns once v0002 answers
+    assert len(results) > 100
+
+
+# -- hot swap between model families ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_tree(tmp_path_factory: pytest.TempPathFactory) -> SignedVersions:
+    """v0001/v0002 (the MLP) and v0003: v0001 as a tree ensemble ships it (float32 only)."""
+    return make_signed_versions(tmp_path_factory.mktemp("edge-tree-versions"), tree=True)
+
+
+def _info_formats(url: str) -> set[str]:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return set(re.findall(r'^shopfloor_model_info\{[^}]*format="(\w+)"', text, re.MULTILINE))
+
+
+def test_hot_swap_between_an_mlp_and_a_tree_version(with_tree: SignedVersions, tmp_path: Path) -> None:
+    """An int8-preferring device (laptop profile) serving the MLP (int8) swaps under load to a
+    tree version (float32: it has no int8 file) and rolls back: no request fails, each answer
+    is wholly one version's in that version's format, and status, metadata and metrics say
+    which format runs."""
+    assert with_tree.tree == "v0003"
+    mlp_dir, _ = with_tree.fetch("v0001", tmp_path / "mlp")
+    tree_dir, tree_signatures = with_tree.fetch("v0003", tmp_path / "tree")
+    rows = _rows(16, offset=200)
+    columns = {
+        k: np.asarray(v, dtype=object if k == schema.PRODUCT_TYPE else np.float64) for k, v in rows.items()
+    }
+    expected = {
+        "v0001": Predictor.load(mlp_dir, "int8").predict(columns).probability.astype("<f4").tobytes(),
+        "v0003": Predictor.load(tree_dir, "float32").predict(columns).probability.astype("<f4").tobytes(),
+    }
+    assert expected["v0001"] != expected["v0003"]  # the format shows in every answer
+    body = dumps({"inputs": tensors(rows)})
+    results: list[tuple[int, str, bytes]] = []
+    failures: list[str] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    with running_runtime(
+        tmp_path / "store", tmp_path, "--pull", str(with_tree.registry), "--version", "v0001",
+        "--admin-token-file", str(with_tree.token_file), "--profile", "laptop", trust=with_tree.trust,
+    ) as edge:
+        host = edge.url.removeprefix("http://")
+        admin = RuntimeClient(edge.url, TOKEN)
+        formats = [(admin.status()["format"], _info_formats(edge.url))]
+
+        def client(worker: int) -> None:
+            conn = http.client.HTTPConnection(host, timeout=10)
+            while not stop.is_set():
+                try:
+                    conn.request("POST", INFER.format(model=MODEL), body=body,
+                                 headers={"content-type": "application/json"})
+                    response = conn.getresponse()
+                    data = response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
+                    document = json.loads(data)
+                    outputs = {o["name"]: o["data"] for o in document["outputs"]}
+                    probability = np.asarray(outputs["failure_probability"], dtype="<f4").tobytes()
+                    with lock:
+                        results.append((worker, document["model_version"], probability))
+                except Exception as exc:  # every failure is counted, none ends the test early
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    conn.close()
+                    conn = http.client.HTTPConnection(host, timeout=10)
+                time.sleep(0.002)
+            conn.close()
+
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.8)
+        report = admin.upload(tree_dir, tree_signatures)
+        formats.append((admin.status()["format"], _info_formats(edge.url)))
+        metadata = RuntimeClient(edge.url).metadata()
+        time.sleep(0.8)
+        back = admin.rollback()
+        formats.append((admin.status()["format"], _info_formats(edge.url)))
+        time.sleep(0.8)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+        store_formats = admin.status()["formats"]
+
+    assert report["active"] == "v0003" and report["report"]["format"] == "float32"
+    assert report["report"]["family"] == "hist-gbt"
+    assert (metadata["versions"], metadata["platform"]) == (["v0003"], "tflite")
+    assert back["active"] == "v0001"
+    assert formats == [("int8", {"int8"}), ("float32", {"float32"}), ("int8", {"int8"})]
+    assert store_formats == {"v0001": "int8", "v0003": "float32"}
+    assert failures == []
+    assert {version for _, version, _ in results} == {"v0001", "v0003"}
+    for worker, version, probability in results:
+        assert probability == expected[version], (worker, version)
+    for worker in range(4):  # per client: MLP, then tree, then MLP again; never interleaved
+        order = [version for w, version, _ in results if w == worker]
+        changes = [b for a, b in itertools.pairwise(order) if a != b]
+        assert changes in ([], ["v0003"], ["v0003", "v0001"]), (worker, changes)
     assert len(results) > 100

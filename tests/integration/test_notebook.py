@@ -67,5 +67,7 @@ def test_quickstart_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.Monke
     images = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2, "the PR curve and the per-product-type plot are shown inline"
     assert "compared with champion: v0001" in outputs
+    shipped = _text(by_source["run.shipped"])
+    assert "'family':" in shipped and "'pr_auc':" in shipped and ".tflite" in shipped
     assert "skipping the cluster submission" in outputs
     assert list((work / "runs").glob("shopfloor-training-*/report.html")), "each run writes its report"

@@ -43,7 +43,9 @@ def predictor(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def expected(version_dir: Path, real_frame: pd.DataFrame) -> dict[str, Any]:
     rows = real_frame.sample(64, random_state=11).reset_index(drop=True)
-    probability = LiteRTModel(version_dir / contract.litert_file("int8")).predict_proba(
+    edge = contract.load_manifest(version_dir).edge_format  # what the predictor serves by default
+    assert edge is not None
+    probability = LiteRTModel(version_dir / contract.litert_file(edge)).predict_proba(
         Featurizer.from_version(version_dir).transform(rows))
     threshold = contract.load_decision(version_dir).threshold
     return {"rows": rows, "probability": probability.astype(np.float32),

@@ -316,7 +316,9 @@ def test_metrics_count_rejections_per_model(predictor: Predictor) -> None:
 def test_concurrent_clients_get_their_own_answers(predictor: Predictor, version_dir: Path,
                                                   real_frame: pd.DataFrame) -> None:
     featurizer = Featurizer.from_version(version_dir)
-    lite = LiteRTModel(version_dir / contract.litert_file("int8"))
+    edge = contract.load_manifest(version_dir).edge_format  # what the predictor serves by default
+    assert edge is not None
+    lite = LiteRTModel(version_dir / contract.litert_file(edge))
     batches = [real_frame.iloc[i * 13 : i * 13 + 1 + i % 17] for i in range(64)]
     expected = [lite.predict_proba(featurizer.transform(b)).astype(np.float32) for b in batches]
     url = predictor.url + INFER.format(model=MODEL)

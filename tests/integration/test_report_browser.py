@@ -160,11 +160,13 @@ def test_passing_run_report_renders_with_its_numbers(browser: Browser, runs: dic
     assert run.passed, run.reason
     page = browser.load(run.report_path)
     assert page["errors"] == []
-    assert len(page["images"]) >= 6  # PR, ROC, calibration, confusion, per type, sensors
+    assert len(page["images"]) >= 7  # PR, ROC, calibration, confusion, per type, equivalence, sensors
     assert all(img["complete"] and img["width"] > 0 for img in page["images"]), page["images"]
     text = page["text"]
     assert run.data_version and run.data_version in text
     assert _interval(run.summary["metrics"]["keras"]["pr_auc"]) in text
+    shipped = run.shipped
+    assert shipped and _interval(shipped["pr_auc"]) in text and f"{shipped['family']} (LiteRT" in text
     for gate in run.summary["gates"]["gates"]:
         assert re.search(rf"{re.escape(gate['name'])}\s+pass\b", text), gate["name"]
     assert "passed" in text and run.registered and run.registered in text

@@ -45,8 +45,16 @@ def _schema(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     log_dir = tmp_path_factory.mktemp("predictor")
-    with running_predictor(version_dir, log_dir, "--format", "int8", "--max-batch", str(MAX_BATCH)) as p:
-        yield {"url": p.url, "grpc": p.grpc, "http_port": p.http_port, "proc": p.proc}
+    # no --format: the version's own edge format (int8 for an MLP, float32 for a tree ensemble)
+    with running_predictor(version_dir, log_dir, "--max-batch", str(MAX_BATCH)) as p:
+        yield {"url": p.url, "grpc": p.grpc, "http_port": p.http_port, "proc": p.proc,
+               "format": _edge_format(version_dir)}
+
+
+def _edge_format(version_dir: Path) -> str:
+    edge = contract.load_manifest(version_dir).edge_format
+    assert edge is not None, "the sample version has no LiteRT file"
+    return edge
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +64,7 @@ def rows(version_dir: Path) -> dict[str, Any]:
     picked = frame[frame[schema.TARGET] == 1].head(8).index.tolist() + frame.head(24).index.tolist()
     sample = frame.loc[picked, list(schema.INPUT_COLUMNS)].reset_index(drop=True)
     features = Featurizer.from_version(version_dir).transform(sample)
-    proba = LiteRTModel(version_dir / contract.litert_file("int8")).predict_proba(features)
+    proba = LiteRTModel(version_dir / contract.litert_file(_edge_format(version_dir))).predict_proba(features)
     threshold = contract.load_decision(version_dir).threshold
     predicted = proba >= threshold
     assert predicted.any() and not predicted.all(), "test rows should cover both classes"
@@ -412,7 +420,8 @@ def test_metrics(server: dict[str, Any], rows: dict[str, Any]) -> None:
     assert httpx.post(f"{url}/v2/models/{MODEL}/infer", json={"inputs": []}).status_code == 400
     after = httpx.get(f"{url}/metrics").text
 
-    assert _metric(after, "shopfloor_model_info", model_name=MODEL, model_version="v0001", format="int8") == 1
+    assert _metric(after, "shopfloor_model_info", model_name=MODEL, model_version="v0001",
+                   format=server["format"]) == 1
     n_fail = int(rows["predicted"].sum())
     for cls, n in (("failure", n_fail), ("no_failure", len(frame) - n_fail)):
         delta = _metric(after, "shopfloor_predictions_total", predicted_class=cls) - _metric(

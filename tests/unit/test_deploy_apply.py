@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from shopfloor import contract
 from shopfloor.deploy.apply import DeployResult, default_version, deploy, restorable, spec_from_registry
 from shopfloor.deploy.cluster import ApplyConflictError, ClusterError
 from shopfloor.deploy.render import VERSION_LABEL, PredictorSpec
@@ -306,12 +306,20 @@ class _S3Backend:
         return "s3://models/registry"
 
 
+def _manifest(model: str, version: str, data_version: str | None = None,
+              formats: tuple[str, ...] = ("saved_model", "float32", "int8")) -> contract.VersionManifest:
+    family = contract.KERAS_MLP if "int8" in formats else contract.HIST_GBT
+    return contract.VersionManifest(model=model, version=version, created_at="", run_id="", files={},
+                                    threshold=0.5, formats=formats, data_version=data_version,
+                                    model_family=family)
+
+
 def _registry_of(model: str) -> Any:
     class Reg:
         backend = _S3Backend()
 
         def show(self, version: str) -> Any:
-            return SimpleNamespace(model=model, version=version, data_version=None)
+            return _manifest(model, version)
 
     reg = Reg()
     reg.model = model  # type: ignore[attr-defined]
@@ -369,12 +377,22 @@ def test_spec_from_registry_uses_the_version_s3_uri() -> None:
         model = "ai4i-failure"
         backend = Backend()
 
+        formats: tuple[str, ...] = ("saved_model", "float32", "int8")
+
         def show(self, version: str) -> Any:
-            return SimpleNamespace(model="ai4i-failure", version=version, data_version="sha256:abc")
+            return _manifest("ai4i-failure", version, "sha256:abc", self.formats)
 
     s = spec_from_registry(Reg(), "v0004", namespace="plant-b")
     assert s.storage_uri == "s3://models/registry/ai4i-failure/v0004"
     assert (s.data_version, s.namespace, s.version) == ("sha256:abc", "plant-b", "v0004")
+    assert s.model_format == "int8"  # the version's own edge format
+    trees = Reg()
+    trees.formats = ("saved_model", "float32")  # a tree version: float32 is its only LiteRT file
+    assert spec_from_registry(trees, "v0005").model_format == "float32"
+    assert spec_from_registry(trees, "v0005", model_format="saved_model").model_format == "saved_model"
+    with pytest.raises(NotFoundError) as refused:
+        spec_from_registry(trees, "v0005", model_format="int8")
+    assert str(refused.value) == "version v0005 (hist-gbt) has no int8 model; it has saved_model, float32"
 
 
 def test_spec_from_a_filesystem_registry_is_refused(tmp_path: Path) -> None:

@@ -17,12 +17,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from shopfloor import settings
+from shopfloor import contract, settings
 from shopfloor.cli import app
 from shopfloor.contract import SERVABLE_FORMATS
 from shopfloor.deploy import validate
 from shopfloor.deploy.render import (
     DATA_VERSION_ANNOTATION,
+    MODEL_FORMATS,
     VERSION_LABEL,
     PredictorSpec,
     Resources,
@@ -150,7 +151,8 @@ def test_inference_service_content() -> None:
     assert meta["labels"][VERSION_LABEL] == "v0007" and meta["labels"]["shopfloor.io/model"] == "ai4i-failure"
     assert meta["annotations"][DATA_VERSION_ANNOTATION] == BASE.data_version
     assert "canaryTrafficPercent" not in predictor
-    assert container["args"] == ["--model-uri", URI, "--model-name", "ai4i-failure", "--format", "int8",
+    # no format given and no version read: the predictor serves the version's own edge format
+    assert container["args"] == ["--model-uri", URI, "--model-name", "ai4i-failure", "--format", "auto",
                                  "--http-port", "8080", "--grpc-port", "8081", "--host", "0.0.0.0"]
     assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http1", 8080), ("h2c", 8081)]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/ai4i-failure/ready"
@@ -222,7 +224,7 @@ KEY_CHARS = "the key may hold only printable ASCII characters (no whitespace or 
      f"(--name, Helm value name): it {NAME_RULE}"),
     ({"s3_secret": "S3"}, "S3 Secret name 'S3' must be a DNS-1123 subdomain (dot-separated DNS-1123 labels, "
                           "at most 253 characters)"),
-    ({"model_format": "onnx"}, f"model format 'onnx' is not one of {list(SERVABLE_FORMATS)}"),
+    ({"model_format": "onnx"}, f"model format 'onnx' is not one of {list(MODEL_FORMATS)}"),
     ({"canary_percent": 101, "deployment_mode": "Serverless"}, "canary percent 101 must be within 0..100"),
     ({"canary_percent": 10, "deployment_mode": "Standard"},
      "canaryTrafficPercent only splits traffic in KServe Serverless (Knative) mode; deployment mode "
@@ -290,7 +292,8 @@ def test_rendered_arguments_are_accepted_by_the_predictor(case: str) -> None:
 def test_every_servable_format_is_one_the_predictor_accepts() -> None:
     from shopfloor.serving.__main__ import parser
 
-    for fmt in SERVABLE_FORMATS:
+    assert (contract.AUTO_FORMAT, *SERVABLE_FORMATS) == MODEL_FORMATS
+    for fmt in MODEL_FORMATS:
         spec = PredictorSpec(model_name="ai4i-failure", version="v0007", storage_uri=URI, model_format=fmt)
         (container,) = inference_service(spec)["spec"]["predictor"]["containers"]
         assert parser().parse_known_args(container["args"])[0].format == fmt
@@ -362,3 +365,69 @@ def test_cli_render_reads_the_registry_and_refuses_filesystem_ones(tmp_path: Any
     assert result.exit_code == InvalidInputError.exit_code
     assert result.stderr == (f"error: registry {tmp_path} is not in S3: the cloud predictor can only load "
                              "s3:// versions (use --registry s3://bucket/prefix)\n")
+
+
+# -- the format comes from the version ----------------------------------------------------------
+def _versions(tmp_path: Any) -> dict[str, Any]:
+    """An MLP version (int8 and float32 LiteRT files) and a tree version (float32 only,
+    hist-gbt), as the registry describes them."""
+    from shopfloor.registry import open_registry
+    from tests.fixtures.versions import make_tree_version_dir, make_version_dir
+
+    registry = open_registry(tmp_path / "registry")
+    return {"mlp": registry.publish(make_version_dir(tmp_path / "mlp"), run_id="m"),
+            "tree": registry.publish(make_tree_version_dir(tmp_path / "tree"), run_id="t")}
+
+
+def test_the_format_is_the_version_s_unless_given(tmp_path: Any) -> None:
+    from shopfloor.deploy.render import format_for_version
+    from shopfloor.errors import NotFoundError
+
+    versions = _versions(tmp_path)
+    mlp, tree = versions["mlp"], versions["tree"]
+    assert (mlp.model_family, tree.model_family) == ("keras-mlp", "hist-gbt")
+    assert format_for_version(mlp) == format_for_version(mlp, "auto") == "int8"
+    assert format_for_version(tree) == format_for_version(tree, "auto") == "float32"
+    assert format_for_version(mlp, "float32") == "float32"
+    assert format_for_version(tree, "saved_model") == "saved_model"
+    with pytest.raises(NotFoundError) as refused:
+        format_for_version(tree, "int8")
+    assert str(refused.value) == "version v0002 (hist-gbt) has no int8 model; it has saved_model, float32"
+    with pytest.raises(InvalidInputError, match="model format 'onnx' is not one of"):
+        format_for_version(mlp, "onnx")
+
+
+def test_cli_render_from_an_s3_registry_writes_each_version_s_format(
+        tmp_path: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``deploy cloud --render`` reads the version: the MLP's InferenceService serves int8, the
+    tree's float32 (it has no int8 file); an explicit format the tree lacks is one line, exit 3."""
+    from shopfloor.registry import open_registry
+    from tests.conftest import use_s3
+    from tests.fixtures.versions import make_tree_version_dir, make_version_dir
+
+    use_s3(monkeypatch, s3_endpoint, "deploy-formats")
+    uri = f"s3://deploy-formats/{tmp_path.name}"
+    registry = open_registry(uri)
+    mlp = registry.publish(make_version_dir(tmp_path / "mlp"), run_id="m").version
+    tree = registry.publish(make_tree_version_dir(tmp_path / "tree"), run_id="t").version
+
+    def rendered(*args: str) -> list[str]:
+        result = _cli(*args, "--render", "--registry", uri)
+        assert result.exit_code == 0, result.output
+        docs = list(yaml.safe_load_all(result.stdout))
+        assert _no_warnings_validate(docs, caplog) == []
+        (container,) = docs[-1]["spec"]["predictor"]["containers"]
+        return list(container["args"])
+
+    def format_of(args: list[str]) -> str:
+        return args[args.index("--format") + 1]
+
+    assert format_of(rendered(mlp)) == "int8"
+    assert format_of(rendered(tree)) == "float32"
+    assert format_of(rendered(mlp, "--format", "float32")) == "float32"
+    refused = _cli(tree, "--render", "--registry", uri, "--format", "int8")
+    assert refused.exit_code == 3, refused.output
+    assert refused.stdout == ""
+    assert refused.stderr == (f"error: version {tree} (hist-gbt) has no int8 model; "
+                              "it has saved_model, float32\n")

@@ -304,6 +304,48 @@ def test_model_the_sites_litert_cannot_load_is_refused(
     refused(path, trust, tmp_path, "cannot load model_int8.tflite")
 
 
+@pytest.fixture(scope="module")
+def with_tree(tmp_path_factory: pytest.TempPathFactory) -> SignedVersions:
+    """Signed versions plus v0003, a tree-like version (float32 only, hist-gbt)."""
+    return make_signed_versions(tmp_path_factory.mktemp("bundle-tree"), tree=True)
+
+
+def test_a_tree_version_travels_to_an_int8_preferring_site_as_float32(with_tree: SignedVersions,
+                                                                     tmp_path: Path) -> None:
+    """The laptop profile prefers int8; the tree version has only float32: export checks it
+    fits, import opens and installs the float32 file, and the store runs it as float32."""
+    trust = TrustStore.load(with_tree.trust)
+    out = tmp_path / "tree.bundle"
+    bundle.export_bundle(open_registry(with_tree.registry), "v0003", out, release_key=with_tree.private_key,
+                         profile=LAPTOP)
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert "version/model_float32.tflite" in names and "version/model_int8.tflite" not in names
+    report = bundle.import_into_store(out, tmp_path / "store", trust, profile=LAPTOP)
+    assert (report.version, report.active) == ("v0003", "v0003")
+    store = ModelStore(tmp_path / "store", trust=trust, profile=LAPTOP)
+    assert store.status()["active_format"] == "float32"
+
+
+def test_a_tree_model_the_site_cannot_load_is_refused_by_its_float32_file(
+    with_tree: SignedVersions, tmp_path: Path
+) -> None:
+    """The open-check opens the file the site would run: a tree version's float32 file, even on
+    an int8-preferring profile (not "no int8 file")."""
+    trust = TrustStore.load(with_tree.trust)
+    vdir = tmp_path / "version"
+    open_registry(with_tree.registry).fetch("v0003", vdir)
+    (vdir / "model_float32.tflite").write_bytes(_unloadable_model("operator"))
+    manifest = json.loads((vdir / contract.MANIFEST).read_bytes())
+    manifest["version"] = "v0009"
+    manifest["files"]["model_float32.tflite"] = bundle._sha256(vdir / "model_float32.tflite").to_dict()
+    raw = contract.dumps(manifest).encode()
+    (vdir / contract.MANIFEST).write_bytes(raw)
+    sig = sign_manifest(raw, with_tree.private_key)
+    path = _hand_built_bundle(tmp_path / "future.bundle", vdir, [sig], with_tree.private_key)
+    refused(path, trust, tmp_path, "cannot load model_float32.tflite", profile=LAPTOP)
+
+
 def _hand_built_bundle(out: Path, vdir: Path, sigs: list[contract.SignatureDoc], key: Path) -> Path:
     members: dict[str, bytes] = {
         f"version/{p.relative_to(vdir).as_posix()}": p.read_bytes()

@@ -200,6 +200,27 @@ def test_refusals_before_anything_is_applied(registry: Registry) -> None:
     assert cluster.applied == []
 
 
+def test_the_deployment_records_the_format_the_site_runs(registry: Registry, helm_cli: Any) -> None:  # noqa: F811
+    """The rpi4 profile prefers int8: the MLP version's Deployment says int8, a tree version's
+    (float32 only) says float32, and direct status reports it."""
+    from dataclasses import replace
+
+    from shopfloor import contract
+
+    mlp = registry.show("v0001")
+    tree = replace(mlp, version="v0002", formats=("saved_model", "float32"), model_family=contract.HIST_GBT)
+    clock = Clock()
+    cluster = FakeCluster(lambda v: "ready")
+    for manifest, expected in ((mlp, "int8"), (tree, "float32")):
+        result = direct.push(SITE, manifest.version, manifest, registry=_Bytes(registry), cluster=cluster,
+                             trust=TRUST, timeout=30, sleep=clock.sleep, clock=clock)
+        assert result.ok, result.message
+        deployment = cluster.objects[("Deployment", helm.CHART_NAME)]
+        assert deployment["metadata"]["annotations"][helm.FORMAT_ANNOTATION] == expected
+        state = direct.status(SITE, cluster)  # type: ignore[arg-type]
+        assert (state["reports"], state["format"]) == (manifest.version, expected)
+
+
 def test_rollout_state_reads_deployment_status() -> None:
     live = {"spec": {"replicas": 1}, "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1,
                                                 "readyReplicas": 1}}

@@ -31,6 +31,13 @@ def manifest() -> contract.VersionManifest:
     return contract.VersionManifest.from_dict(json.loads((FIXTURE / contract.MANIFEST).read_text()))
 
 
+def _tree_like(manifest: contract.VersionManifest) -> contract.VersionManifest:
+    """The same version as a tree ensemble ships it: no int8 file, family hist-gbt."""
+    int8 = contract.litert_file("int8")
+    return replace(manifest, formats=("saved_model", "float32"), model_family=contract.HIST_GBT,
+                   files={k: v for k, v in manifest.files.items() if k != int8 and "golden_int8" not in k})
+
+
 def test_builtin_profiles_are_real_device_classes() -> None:
     profiles = {p.name: p for p in list_profiles()}
     assert {"rpi4-arm64-4g", "gateway-arm64-1g", "fanless-amd64-8g", DEFAULT_PROFILE} <= set(profiles)
@@ -53,7 +60,17 @@ def test_a_profile_file_loads_by_path(tmp_path: Path) -> None:
     profile = load_profile(path)
     assert profile == DeviceProfile.from_dict(GOOD)
     assert load_profile(str(path)) == profile
-    assert profile.model_file == contract.litert_file("int8")
+
+
+def test_variant_is_a_preference_the_version_has_the_last_word(manifest: contract.VersionManifest) -> None:
+    """An int8-preferring device runs an MLP version's int8 file and a tree version's float32
+    file; a float32-preferring one runs float32 either way."""
+    int8_box = DeviceProfile.from_dict(GOOD)
+    float_box = DeviceProfile.from_dict({**GOOD, "variant": "float32"})
+    tree = _tree_like(manifest)
+    assert (int8_box.format_for(manifest), int8_box.format_for(tree)) == ("int8", "float32")
+    assert (float_box.format_for(manifest), float_box.format_for(tree)) == ("float32", "float32")
+    assert int8_box.format_for(replace(manifest, formats=("saved_model",))) is None
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -102,7 +119,7 @@ def test_too_big_a_model_is_refused_with_the_figures(manifest: contract.VersionM
     size = manifest.files[contract.litert_file("int8")].size
     tight = DeviceProfile.from_dict({**GOOD, "max_model_bytes": size - 1})
     (problem,) = check_fits(manifest, tight)
-    assert f"model_int8.tflite is {size:,} bytes" in problem
+    assert f"model_int8.tflite (keras-mlp, int8) is {size:,} bytes" in problem
     assert f"largest model file {size - 1:,} bytes" in problem
     assert problem.startswith(f"{manifest.model} {manifest.version} on profile press-box")
     assert check_fits(manifest, replace(tight, max_model_bytes=size)) == []  # the boundary fits
@@ -116,18 +133,37 @@ def test_memory_limit_is_checked_too(manifest: contract.VersionManifest) -> None
     assert "needs about 80.0 MiB resident" in problem and "memory limit 64 MiB" in problem
 
 
-def test_a_missing_variant_is_refused(manifest: contract.VersionManifest) -> None:
-    float_only = replace(manifest, formats=("float32",))
-    (problem,) = check_fits(float_only, DeviceProfile.from_dict(GOOD))
-    assert "loads the int8 LiteRT variant, but the version has only ['float32']" in problem
+def test_a_tree_version_is_checked_by_the_float32_file_it_runs(manifest: contract.VersionManifest) -> None:
+    """An int8-preferring profile takes a tree version's float32 file, within its budget: the
+    float32 file's size is what is checked (the int8 file of an MLP would have fitted)."""
+    tree = _tree_like(manifest)
+    size = tree.files[contract.litert_file("float32")].size
+    int8_size = manifest.files[contract.litert_file("int8")].size
+    assert int8_size < size
+    roomy = DeviceProfile.from_dict({**GOOD, "max_model_bytes": size})
+    assert check_fits(tree, roomy) == [] and check_fits(manifest, roomy) == []  # the boundary fits
+    tight = replace(roomy, max_model_bytes=size - 1)
+    assert check_fits(manifest, tight) == []  # the MLP runs int8 here, which fits
+    (problem,) = check_fits(tree, tight)
+    assert problem == (f"{tree.model} {tree.version} on profile press-box: model_float32.tflite (hist-gbt, "
+                       f"float32) is {size:,} bytes (0.0 MiB), over the profile's largest model file "
+                       f"{size - 1:,} bytes (0.0 MiB)")
+
+
+def test_a_version_without_the_file_it_would_run_is_refused(manifest: contract.VersionManifest) -> None:
+    (problem,) = check_fits(replace(manifest, formats=("saved_model",)), DeviceProfile.from_dict(GOOD))
+    assert "the version has no LiteRT model to run (it has ['saved_model'])" in problem
     no_file = replace(manifest, files={k: v for k, v in manifest.files.items() if k != "model_int8.tflite"})
     (problem,) = check_fits(no_file, DeviceProfile.from_dict(GOOD))
     assert "model_int8.tflite is not among the version's files" in problem
 
 
-def test_profiles_feed_the_chart_values() -> None:
+def test_profiles_feed_the_chart_values(manifest: contract.VersionManifest) -> None:
     gateway = load_profile("gateway-arm64-1g")
     values = chart_values(gateway)
-    assert values["arch"] == "arm64" and values["modelFormat"] == gateway.variant
+    assert values["arch"] == "arm64" and values["modelFormat"] == gateway.variant == "int8"
+    # with the version: the format the site will load, not just the preference
+    assert chart_values(gateway, manifest)["modelFormat"] == "int8"
+    assert chart_values(gateway, _tree_like(manifest))["modelFormat"] == "float32"
     assert values["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
                                    "limits": {"cpu": "2", "memory": "128Mi"}}

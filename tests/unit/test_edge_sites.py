@@ -134,14 +134,21 @@ def test_not_an_inventory(tmp_path: Path) -> None:
 
 # -- shopfloor edge status ---------------------------------------------------------------------
 
+SITE_TOKEN = "site-token-0123456789"
+
+
 class _Runtime(BaseHTTPRequestHandler):
-    """A stand-in runtime answering the two unauthenticated calls status makes (seam test)."""
+    """A stand-in runtime answering the calls status makes (seam test): the two unauthenticated
+    ones, and the admin status with its token (a tree version, run as float32)."""
 
     version = "v0001"
 
     def do_GET(self) -> None:
         if self.path == "/v2/health/ready":
             status, body = 200, {}
+        elif self.path == "/admin/v1/status" and self.headers.get("authorization") == f"Bearer {SITE_TOKEN}":
+            status, body = 200, {"active": "v0001", "format": "float32", "installed": ["v0001"],
+                                 "last_error": None}
         elif self.path == f"/v2/models/{settings.DEFAULT_MODEL_NAME}":
             status, body = 200, {"name": settings.DEFAULT_MODEL_NAME, "versions": [self.version],
                                  "platform": "tflite"}
@@ -175,8 +182,10 @@ def test_status_reports_each_site_and_survives_an_unreachable_one(tmp_path: Path
     shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "registry-schema1", registry)
     assert open_registry(str(registry)).champion_or_newest(env=settings.EDGE_ENV) == "v0001"
     inventory = tmp_path / "sites.yaml"
+    (tmp_path / "admin.token").write_text(SITE_TOKEN + "\n")
     inventory.write_text(yaml.safe_dump({"sites": [
         {"name": "up", "mode": "local", "url": runtime_url},
+        {"name": "admin", "mode": "local", "url": runtime_url, "admin_token_file": "admin.token"},
         {"name": "down", "mode": "local", "url": "http://127.0.0.1:9"},
         {"name": "isolated", "mode": "bundle", "profile": "fanless-amd64-8g"},
     ]}))
@@ -185,15 +194,19 @@ def test_status_reports_each_site_and_survives_an_unreachable_one(tmp_path: Path
     assert result.exit_code == 0, result.output
     rows = {r["site"]: r for r in json.loads(result.stdout)}
     assert rows["up"] == {"site": "up", "mode": "local", "profile": "laptop", "should_run": "v0001",
-                          "reports": "v0001", "in_sync": True, "healthy": True,
+                          "reports": "v0001", "in_sync": True, "format": None, "healthy": True,
                           "detail": "V2 metadata (no admin token)"}
+    assert (rows["admin"]["reports"], rows["admin"]["format"]) == ("v0001", "float32")  # what the site runs
     assert rows["down"]["healthy"] is False and rows["down"]["reports"] is None
     assert "not reachable" in rows["down"]["detail"]
     assert rows["isolated"]["should_run"] == "v0001" and rows["isolated"]["reports"] is None
     table = CliRunner().invoke(app, ["edge", "status", "--inventory", str(inventory),
                                      "--registry", str(registry)])
     assert table.exit_code == 0
-    assert table.stdout.splitlines()[0].split()[:4] == ["SITE", "MODE", "PROFILE", "SHOULD"]
+    assert table.stdout.splitlines()[0].split()[:7] == ["SITE", "MODE", "PROFILE", "SHOULD", "RUN", "REPORTS",
+                                                        "FORMAT"]
+    (admin_row,) = [line.split() for line in table.stdout.splitlines() if line.startswith("admin ")]
+    assert admin_row[:6] == ["admin", "local", "laptop", "v0001", "v0001", "float32"]
 
 
 def test_status_with_a_bad_inventory_is_one_line(tmp_path: Path) -> None:

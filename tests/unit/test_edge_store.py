@@ -33,6 +33,9 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> SignedRegistry:
     for seed in range(4):
         sr.publish(seed)  # v0001..v0004
     sr.publish(5, edit=break_golden)  # v0005: golden outputs its model cannot reproduce
+    sr.publish(6, family=contract.HIST_GBT)  # v0006: tree-like, float32 only (larger than the int8 files)
+    sr.publish(7, family=contract.HIST_GBT,  # v0007: tree-like, golden outputs its float32 file misses
+               edit=lambda d: break_golden(d, "float32"))
     return sr
 
 
@@ -56,7 +59,9 @@ def test_install_verifies_everything_and_activate_switches(store: ModelStore, si
                                                            tmp_path: Path) -> None:
     source, sigs = signed.fetch("v0002", tmp_path / "dl")
     report = store.install(source, sigs)
-    assert (report.version, report.key_id, report.variant) == ("v0002", signed.key.key_id, "int8")
+    assert (report.version, report.key_id, report.family, report.format) == (
+        "v0002", signed.key.key_id, "keras-mlp", "int8")
+    assert report.self_test.format == "int8"
     assert report.self_test.max_abs_diff <= report.self_test.tolerance
     assert report.self_test.golden_rows == 4 and 0 < report.self_test.latency_us_median < 1e6
     assert not report.already_installed
@@ -150,6 +155,91 @@ def test_refuses_a_model_over_the_profiles_size_or_latency_budget(store: ModelSt
     _still_v0001(store)
     fits = ModelStore(store.root, trust=signed.trust, profile=laptop)
     assert fits.install(source, sigs).profile == "laptop"
+
+
+def test_a_tree_version_runs_its_float32_file_where_int8_is_preferred(signed: SignedRegistry,
+                                                                     tmp_path: Path) -> None:
+    """The laptop profile prefers int8: an MLP version runs int8, a tree version (no int8 file)
+    is self-tested and run as float32; status and state say which per version."""
+    laptop = load_profile("laptop")
+    assert laptop.variant == "int8"
+    store = ModelStore(tmp_path / "store", trust=signed.trust, profile=laptop)
+    mlp = store.install(*signed.fetch("v0002", tmp_path / "v2"))
+    tree = store.install(*signed.fetch("v0006", tmp_path / "v6"))
+    assert (mlp.family, mlp.format, mlp.self_test.format) == ("keras-mlp", "int8", "int8")
+    assert (tree.family, tree.format, tree.self_test.format) == ("hist-gbt", "float32", "float32")
+    store.activate("v0002")
+    store.activate("v0006")
+    status = store.status()
+    assert status["formats"] == {"v0002": "int8", "v0006": "float32"}
+    assert (status["active"], status["active_format"]) == ("v0006", "float32")
+    assert status["preferred_format"] == "int8"
+    state = json.loads((store.root / STATE).read_text())
+    reasons = {(e["action"], e["version"]): e["reason"] for e in state["events"]}
+    assert "hist-gbt float32 LiteRT" in reasons[("installed", "v0006")]
+    assert "keras-mlp int8 LiteRT" in reasons[("installed", "v0002")]
+    assert reasons[("activate", "v0006")].startswith("runs float32 LiteRT; previous v0002")
+    assert store.rollback().active == "v0002" and store.status()["active_format"] == "int8"
+    # without a profile: no preference, each version its own edge format
+    bare = ModelStore(tmp_path / "bare", trust=signed.trust)
+    assert bare.install(*signed.fetch("v0006", tmp_path / "b6")).format == "float32"
+    assert bare.install(*signed.fetch("v0003", tmp_path / "b3")).format == "int8"
+    # the float32 file is what is self-tested: its broken golden set is caught
+    with pytest.raises(GateFailedError, match=r"golden outputs of model_float32\.tflite do not reproduce"):
+        store.install(*signed.fetch("v0007", tmp_path / "v7"))
+
+
+def test_a_tree_version_over_the_size_budget_is_refused_by_its_float32_file(signed: SignedRegistry,
+                                                                           tmp_path: Path) -> None:
+    """A budget the MLP's int8 file fits and the tree's float32 file does not: the MLP installs,
+    the tree is refused in one line with the float32 file's size and the budget."""
+    tree = signed.registry.show("v0006")
+    mlp = signed.registry.show("v0002")
+    float32_size = tree.files[contract.litert_file("float32")].size
+    int8_size = mlp.files[contract.litert_file("int8")].size
+    assert int8_size < float32_size
+    profile = replace(load_profile("laptop"), max_model_bytes=float32_size - 1)
+    store = ModelStore(tmp_path / "store", trust=signed.trust, profile=profile)
+    assert store.install(*signed.fetch("v0002", tmp_path / "v2")).format == "int8"
+    with pytest.raises(GateFailedError) as refused:
+        store.install(*signed.fetch("v0006", tmp_path / "v6"))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert (f"model_float32.tflite (hist-gbt, float32) is {float32_size:,} bytes" in message
+            and f"over the profile's largest model file {float32_size - 1:,} bytes" in message), message
+    assert store.installed() == ["v0002"]
+
+
+def test_edge_push_refuses_a_tree_version_over_the_site_budget_in_one_line(signed: SignedRegistry,
+                                                                          tmp_path: Path) -> None:
+    """``shopfloor edge push`` checks the file the site will run before anything reaches it:
+    an int8-preferring site whose budget the tree's float32 file exceeds refuses it (exit 6)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from shopfloor.cli import app
+
+    size = signed.registry.show("v0006").files[contract.litert_file("float32")].size
+    profile = {**load_profile("laptop").to_dict(), "name": "tight-box", "max_model_bytes": size - 1}
+    (tmp_path / "tight.yaml").write_text(yaml.safe_dump(profile))
+    inventory = tmp_path / "sites.yaml"
+    inventory.write_text(yaml.safe_dump({"sites": [
+        {"name": "press-1", "mode": "local", "url": "http://127.0.0.1:9", "profile": "tight.yaml"}]}))
+    result = CliRunner().invoke(app, ["edge", "push", "v0006", "--site", "press-1",
+                                      "--inventory", str(inventory),
+                                      "--registry", str(signed.registry.backend.describe())])
+    assert result.exit_code == GateFailedError.exit_code, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: v0006 refused for site press-1: ai4i-failure v0006 on profile tight-box: "
+        f"model_float32.tflite (hist-gbt, float32) is {size:,} bytes (0.0 MiB), over the profile's "
+        f"largest model file {size - 1:,} bytes (0.0 MiB)\n")
+    # the same site takes an MLP version: its int8 file fits the budget
+    from shopfloor.edge.push import preflight
+    from shopfloor.edge.sites import load_inventory
+
+    manifest, signatures = preflight(signed.registry, "v0002", load_inventory(inventory).get("press-1"))
+    assert manifest.version == "v0002" and signatures
 
 
 def test_rollback_walks_back_the_activation_history(store: ModelStore, signed: SignedRegistry,

@@ -106,6 +106,11 @@ def test_a_fail_outranks_an_inconclusive_gate() -> None:
         (lambda p: p["equivalence"].pop("int8"), "equivalence.int8 needs"),
         (lambda p: p.update(confidence=1.5), "confidence must be a number"),
         (lambda p: p.update(gatez=[]), "unknown keys"),
+        (lambda p: p.update(candidates=["keras-mlp", "xgboost"]), "candidates must list distinct families"),
+        (lambda p: p.update(candidates=[]), "candidates must list distinct families"),
+        (lambda p: p["selection"].update(prefer=["hist-gbt"]), "selection.prefer must order every family"),
+        (lambda p: p["selection"].update(margin=-0.1), "selection.margin must be a number"),
+        (lambda p: p["selection"].update(metrik="pr_auc"), "selection may hold only"),
     ],
 )
 def test_policy_typos_fail_loudly(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -155,3 +160,76 @@ def test_wilson_interval_is_honest_near_one() -> None:
     est = wilson_interval(999, 1000)
     assert est.ci_low < 0.999 < est.ci_high <= 1.0
     assert wilson_interval(1000, 1000).ci_low < 1.0
+
+
+# -- which candidate ships ----------------------------------------------------------------------
+def _validation(
+    seed: int = 0, n: int = 2000, failures: int = 68
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, a strong and a weak score on the same rows."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=int)
+    y[rng.choice(n, failures, replace=False)] = 1
+    strong = np.clip(0.7 * y + 0.25 * rng.random(n), 0, 1)
+    weak = np.clip(0.3 * y + 0.6 * rng.random(n), 0, 1)
+    return y, strong, weak
+
+
+def test_the_best_family_on_validation_ships() -> None:
+    from shopfloor.evaluation.evaluate import select_winner
+
+    y, strong, weak = _validation()
+    policy = load_policy()
+    chosen = select_winner(y, {"keras": weak, "trees": strong}, ["keras-mlp", "hist-gbt"], policy, seed=0)
+    assert chosen.winner == "hist-gbt"
+    assert chosen.reason.startswith("hist-gbt ships: highest validation pr_auc")
+    # The preferred family was tried and shown inferior: its difference's lower bound is recorded.
+    assert chosen.differences["keras-mlp"].ci_low < -policy.selection.margin
+    assert chosen.values["hist-gbt"].value > chosen.values["keras-mlp"].value
+    flipped = select_winner(y, {"keras": strong, "trees": weak}, ["keras-mlp", "hist-gbt"], policy, seed=0)
+    assert flipped.winner == "keras-mlp"
+
+
+def test_a_preferred_family_that_is_non_inferior_ships_even_if_a_little_lower() -> None:
+    """Identical rankings except one row: the MLP (first in prefer) is non-inferior within the
+    margin and ships although the trees score a hair higher."""
+    from shopfloor.evaluation.evaluate import select_winner
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(2000, dtype=int)
+    y[rng.choice(2000, 68, replace=False)] = 1
+    strong = np.clip(0.45 * y + 0.6 * rng.random(2000), 0, 1)  # overlapping classes
+    worse = strong.copy()
+    failures = np.flatnonzero(y == 1)
+    worse[failures[np.argsort(strong[failures])][:5]] -= 0.05  # the 5 lowest failures sink a little
+    policy = load_policy()
+    chosen = select_winner(y, {"keras": worse, "trees": strong}, ["keras-mlp", "hist-gbt"], policy, seed=0)
+    assert chosen.winner == "keras-mlp" and "non-inferior" in chosen.reason
+    diff = chosen.differences["keras-mlp"]
+    assert -policy.selection.margin <= diff.ci_low <= diff.value < 0
+    strict = ReleasePolicy.from_dict({**policy.to_dict(), "selection": {"margin": 0.0}})
+    assert select_winner(y, {"keras": worse, "trees": strong}, ["keras-mlp", "hist-gbt"], strict,
+                         seed=0).winner == "hist-gbt"
+
+
+def test_only_gated_candidates_can_ship() -> None:
+    from shopfloor.evaluation.evaluate import select_winner
+
+    y, strong, weak = _validation()
+    policy = load_policy()
+    only_mlp = select_winner(y, {"keras": weak, "trees": strong}, ["keras-mlp"], policy, seed=0)
+    assert only_mlp.winner == "keras-mlp"
+    nobody = select_winner(y, {"keras": weak, "trees": strong}, [], policy, seed=0)
+    assert nobody.winner is None and nobody.reason == "no candidate passed its gates"
+
+
+def test_policies_without_candidates_train_and_rank_both_families() -> None:
+    """A policy written before the candidates existed still parses, with both families."""
+    document = yaml.safe_load(default_policy_path().read_text())
+    for key in ("candidates", "selection"):
+        document.pop(key)
+    policy = ReleasePolicy.from_dict(document)
+    assert policy.candidates == ("keras-mlp", "hist-gbt")
+    assert (policy.selection.metric, policy.selection.margin, policy.selection.prefer) == (
+        "pr_auc", 0.01, ("keras-mlp", "hist-gbt"))
+    assert ReleasePolicy.from_dict(policy.to_dict()) == ReleasePolicy.from_dict(document)

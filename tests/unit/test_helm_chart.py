@@ -31,10 +31,10 @@ from typing import Any
 import pytest
 import yaml
 
-from shopfloor import __version__, settings
-from shopfloor.contract import SERVABLE_FORMATS
+from shopfloor import __version__, contract, settings
 from shopfloor.deploy import validate
 from shopfloor.deploy.render import (
+    MODEL_FORMATS,
     UNDERIVABLE_NAME,
     PredictorSpec,
     Resources,
@@ -404,7 +404,8 @@ def test_chart_defaults_are_the_settings() -> None:
     assert values["ports"] == {"http": settings.HTTP_PORT, "grpc": settings.GRPC_PORT}
     assert values["s3Secret"] == settings.S3_SECRET_NAME
     schema = json.loads((CHART / "values.schema.json").read_text())
-    assert schema["properties"]["modelFormat"]["enum"] == list(SERVABLE_FORMATS)
+    assert schema["properties"]["modelFormat"]["enum"] == list(MODEL_FORMATS)
+    assert values["modelFormat"] == PredictorSpec.model_format == contract.AUTO_FORMAT
 
 
 def test_chart_secret_keys_and_uid_are_the_settings(template: Run) -> None:

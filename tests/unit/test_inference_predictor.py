@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from shopfloor.inference import codec
 from shopfloor.inference.features import Featurizer
 from shopfloor.inference.predictor import Predictor
 from shopfloor.inference.runtime import LiteRTModel
-from tests.fixtures.versions import SCHEMA1_REGISTRY
+from tests.fixtures.versions import SCHEMA1_REGISTRY, as_tree_version
 
 #: A real version published by the code before the contract (LiteRT files from real training).
 PUBLISHED = SCHEMA1_REGISTRY / "ai4i-failure" / "v0001"
@@ -53,6 +54,34 @@ def test_answers_what_the_published_model_says(real_frame: pd.DataFrame, fmt: st
     np.testing.assert_array_equal(prediction.probability, expected)
     np.testing.assert_array_equal(prediction.predicted, expected >= decision.threshold)
     assert prediction.predicted.any() and not prediction.predicted.all()
+
+
+def test_without_a_format_it_runs_the_version_s_own(version: Path, real_frame: pd.DataFrame) -> None:
+    """No int8 assumed: an MLP version runs int8, a tree version float32 (its only LiteRT
+    file), also where int8 is preferred; a preference the version has wins."""
+    mlp = Predictor.load(PUBLISHED)
+    assert (mlp.fmt, mlp.platform) == ("int8", "tflite")
+    assert Predictor.load(PUBLISHED, prefer="float32").fmt == "float32"
+    tree = as_tree_version(version)
+    rows = real_frame.sample(200, random_state=3)
+    expected = LiteRTModel(tree / contract.litert_file("float32")).predict_proba(
+        Featurizer.from_version(tree).transform(rows))
+    for loaded in (Predictor.load(tree), Predictor.load(tree, prefer="int8")):
+        assert (loaded.fmt, loaded.platform) == ("float32", "tflite")
+        np.testing.assert_array_equal(loaded.predict(_columns(rows)).probability, expected)
+
+
+def test_an_explicit_format_the_version_lacks_is_refused_naming_what_it_has(version: Path) -> None:
+    tree = as_tree_version(version)
+    with pytest.raises(NotFoundError) as refused:
+        Predictor.load(tree, "int8")
+    assert str(refused.value) == "version v0001 (hist-gbt) has no int8 model; it has saved_model, float32"
+    manifest = contract.load_manifest(tree)
+    no_litert = replace(manifest, formats=("saved_model",))
+    (tree / contract.MANIFEST).write_text(contract.dumps(no_litert.to_dict()))
+    with pytest.raises(NotFoundError) as refused_too:
+        Predictor.load(tree)
+    assert str(refused_too.value) == "version v0001 has no LiteRT model to run; it has saved_model (name one)"
 
 
 def test_a_whole_v2_exchange(real_frame: pd.DataFrame) -> None:
@@ -120,7 +149,8 @@ def test_the_lock_keeps_a_shared_model_s_answers_apart(real_frame: pd.DataFrame,
     """With the predictor's lock every thread gets the answer for its own rows; the control
     without it shows the race the lock is there for."""
     featurizer = Featurizer.from_version(PUBLISHED)
-    predictor = Predictor(featurizer, _SharedStateModel(), contract.load_decision(PUBLISHED), version="v1")
+    predictor = Predictor(featurizer, _SharedStateModel(), contract.load_decision(PUBLISHED), version="v1",
+                          fmt="float32")
     if not locked:
         predictor._lock = contextlib.nullcontext()  # type: ignore[assignment]
     batches = [_columns(real_frame.iloc[i * 11 : i * 11 + 1 + i % 5]) for i in range(8)]
@@ -187,7 +217,7 @@ def test_refuses_a_version_that_does_not_hold_together(version: Path, damage, er
 
 
 def test_refuses_unknown_formats_missing_directories_and_tensorflow_formats(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="unknown model format"):
+    with pytest.raises(InvalidInputError, match=r"model format 'onnx' is not one of \['auto', 'int8'"):
         Predictor.load(PUBLISHED, "onnx")
     with pytest.raises(NotFoundError, match="not found"):
         Predictor.load(tmp_path / "v9999")

@@ -111,6 +111,17 @@ def test_threshold_reaches_target_precision(scored: tuple[np.ndarray, np.ndarray
     assert y[predicted].mean() >= 0.8
 
 
+def test_threshold_sits_between_validation_scores_not_on_one() -> None:
+    """A cut exactly at a score flips rows tied with it when the edge file rounds that score a
+    few ulps lower; midway to the next lower score, validation decisions stay the same."""
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.8, 0.7, 0.4, 0.4, 0.2, 0.1])
+    t = metrics.choose_threshold(y, s, 0.6)  # precision 3/4 down to 0.7: cut between 0.7 and 0.4
+    assert t == pytest.approx(0.55) and t not in set(s)
+    assert ((s >= t) == (s >= 0.7)).all()
+    assert metrics.choose_threshold(np.array([1, 1]), np.array([0.3, 0.3]), 0.5) == 0.3  # nothing lower
+
+
 def test_undefined_without_failures() -> None:
     assert np.isnan(metrics.metric_value("pr_auc", np.zeros(10), np.linspace(0, 1, 10)))
     assert np.isnan(metrics.metric_value("roc_auc", np.ones(10), np.linspace(0, 1, 10)))

@@ -67,8 +67,8 @@ def test_publish_list_show_fetch_round_trip(registry: Registry, version_dir: Pat
     assert registry.show("v0002").champion == "v0001"
     assert shown.threshold == 0.42 and shown.data_version and shown.data_version.startswith("sha256:")
     assert shown.code_version == CODE_VERSION and shown.validation_suite["version"] == "1.0.0"
-    assert set(shown.metrics) == {"keras", "baseline", "int8"}
-    int8 = shown.metric("int8", "pr_auc")
+    assert set(shown.metrics) == {"keras", "baseline", "edge"}
+    int8 = shown.metric("edge", "pr_auc")
     assert int8 is not None and int8.ci_low < int8.value
     assert shown.gates["passed"] and shown.gates["gates"][0]["name"] == "min_pr_auc"
     assert shown.formats == ("saved_model", "float32", "int8")
@@ -365,8 +365,14 @@ def test_schema1_version_republishes_as_newest_schema(schema1: Registry, tmp_pat
     plant = Registry(FilesystemBackend(tmp_path / "plant"))
     copied = plant.publish(dest, run_id=old.run_id)
     assert copied.schema_version == contract.SCHEMA_VERSION and copied.files == old.files
-    assert (copied.code_version, copied.data_version, copied.threshold, copied.metrics, copied.golden) == (
-        old.code_version, old.data_version, old.threshold, old.metrics, old.golden)
+    assert (copied.code_version, copied.data_version, copied.threshold, copied.golden) == (
+        old.code_version, old.data_version, old.threshold, old.golden)
+    # The shipped file's metrics, kept under "int8" by the old code, are read under "edge" now.
+    assert {k: v for k, v in copied.metrics.items() if k != "edge"} == {
+        k: v for k, v in old.metrics.items() if k != "int8"}
+    assert copied.metrics["edge"] == old.metrics["int8"] == dict(old.metrics["int8"])
+    assert old.metric("edge", "pr_auc") == old.metrics["int8"]["pr_auc"]
+    assert copied.model_family == "keras-mlp" and copied.edge_format == "int8"
 
 
 def test_schema1_registry_takes_new_versions_and_moves(schema1: Registry, tmp_path: Path) -> None:
@@ -414,8 +420,8 @@ def test_assemble_refuses_incomplete_or_failed_runs(tmp_path: Path) -> None:
 
 
 def _real_run() -> Path | None:
-    runs = sorted(RUNS.glob("shopfloor-training-*/convert/edge_model/model_int8.tflite"))
-    return runs[-1].parents[2] if runs else None
+    runs = sorted(RUNS.glob("shopfloor-training-*/convert/edge_model/saved_model/saved_model.pb"))
+    return runs[-1].parents[3] if runs else None
 
 
 def test_real_run_round_trip(tmp_path: Path) -> None:
@@ -425,10 +431,15 @@ def test_real_run_round_trip(tmp_path: Path) -> None:
     reg = Registry(FilesystemBackend(tmp_path / "registry"))
     manifest = reg.publish(version, run_id=run.name)
     assert manifest.run_id == run.name and manifest.formats[0] == "saved_model"
-    assert {"keras", "baseline", "int8"} <= set(manifest.metrics)
+    assert {"keras", "baseline", "edge"} <= set(manifest.metrics)
     dest = reg.fetch(manifest.version, tmp_path / "fetched")
-    assert (dest / "saved_model" / "saved_model.pb").read_bytes() == (
-        run / "train" / "model" / "saved_model" / "saved_model.pb").read_bytes()
+    # The shipped family's SavedModel (the tree ensemble's exists only in the edge model; runs
+    # converted before issue 10 shipped the MLP's from the model artifact).
+    shipped = run / "convert" / "edge_model" / "saved_model" / "saved_model.pb"
+    shipped = shipped if shipped.exists() else run / "train" / "model" / "saved_model" / "saved_model.pb"
+    assert (dest / "saved_model" / "saved_model.pb").read_bytes() == shipped.read_bytes()
+    family = json.loads((run / "convert" / "edge_model" / "manifest.json").read_text()).get("model_family")
+    assert manifest.model_family == (family or "keras-mlp")
     # A fetched version re-published elsewhere (e.g. cloud -> plant registry) keeps its lineage.
     copied = Registry(FilesystemBackend(tmp_path / "plant")).publish(dest, run_id=run.name)
     assert copied.code_version == manifest.code_version

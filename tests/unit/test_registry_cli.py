@@ -15,7 +15,7 @@ from shopfloor import contract
 from shopfloor.cli import app
 from shopfloor.registry import open_registry
 from tests.conftest import run_cli
-from tests.fixtures.versions import SCHEMA1_REGISTRY, make_run_dir, make_version_dir
+from tests.fixtures.versions import SCHEMA1_REGISTRY, make_run_dir, make_tree_version_dir, make_version_dir
 
 runner = CliRunner()
 ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
@@ -48,7 +48,7 @@ def test_register_list_show_promote_rollback(tmp_path: Path, reg: str) -> None:
         assert code == 0, out
         assert f"ai4i-failure v000{seed}" in out and "threshold 0.4200" in out
     code, out = _models("list", "--registry", reg)
-    assert code == 0 and "v0001" in out and "v0002" in out and "0.840 [0.790, 0.890]" in out
+    assert code == 0 and "v0001" in out and "v0002" in out and "0.830 [0.780, 0.880]" in out  # edge (int8)
     assert "shopfloor-training-test-1" in out and "saved_model,float32,int8" in out
 
     code, out = _models("show", "v0002", "--registry", reg)
@@ -120,6 +120,41 @@ def test_promote_refuses_a_trailing_newline_and_creates_nothing(tmp_path: Path, 
     assert sorted(p.relative_to(reg).as_posix() for p in Path(reg).rglob("*")) == before
 
 
+def _rows(out: str) -> dict[str, list[str]]:
+    """``models list`` table rows by version: their cells."""
+    return {cells[0]: cells for line in out.splitlines() if line.count("│") > 3
+            for cells in [[c.strip() for c in line.split("│")[1:-1]]]}
+
+
+def test_list_and_show_name_the_family_and_the_format_the_edge_gets(tmp_path: Path, reg: str) -> None:
+    """An MLP version ships int8 (its int8 file's PR-AUC, kept under ``int8`` by runs before
+    issue 10); a tree version ships float32, its only LiteRT file, with its own edge PR-AUC."""
+    registry = open_registry(reg)
+    registry.publish(make_version_dir(tmp_path / "mlp"), run_id="mlp-run")
+    registry.publish(make_tree_version_dir(tmp_path / "trees"), run_id="tree-run")
+    code, out = _models("list", "--registry", reg)
+    assert code == 0, out
+    header = next(line for line in out.splitlines() if "edge format" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]] == [
+        "version", "created", "aliases", "family", "edge format", "edge PR-AUC [95% CI]", "formats", "run"]
+    rows = _rows(out)
+    mlp, trees = rows["v0001"], rows["v0002"]
+    assert mlp[3:] == ["keras-mlp", "int8", "0.830 [0.780, 0.880]", "saved_model,float32,int8", "mlp-run"]
+    assert trees[3:] == ["hist-gbt", "float32", "0.880 [0.830, 0.930]", "saved_model,float32", "tree-run"]
+
+    code, out = _models("show", "v0002", "--registry", reg)
+    assert code == 0, out
+    fields = {cells[0]: cells[1] for line in out.splitlines() if line.count("│") == 3
+              for cells in [[c.strip() for c in line.split("│")[1:-1]]]}
+    assert fields["model family"] == "hist-gbt" and fields["edge format"] == "float32"
+    assert fields["edge PR-AUC"] == "0.880 [0.830, 0.930]" and fields["formats"] == "saved_model, float32"
+    code, out = _models("show", "v0001", "--registry", reg)
+    fields = {cells[0]: cells[1] for line in out.splitlines() if line.count("│") == 3
+              for cells in [[c.strip() for c in line.split("│")[1:-1]]]}
+    assert (fields["model family"], fields["edge format"], fields["edge PR-AUC"]) == (
+        "keras-mlp", "int8", "0.830 [0.780, 0.880]")
+
+
 def test_unreadable_versions_and_aliases_are_marked_not_fatal(tmp_path: Path, reg: str) -> None:
     """Issue 7 items 7 and 9: one corrupt manifest no longer breaks ``models list``; a manifest
     that is JSON but not an object is one line (not an AttributeError); alias files are named."""
@@ -137,7 +172,7 @@ def test_unreadable_versions_and_aliases_are_marked_not_fatal(tmp_path: Path, re
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
     assert set(rows) >= {"v0001", "v0002", "v0003"}
     assert "unreadable:" in rows["v0002"] and "expected a JSON object" in rows["v0002"]
-    assert "0.840" in rows["v0001"] and "champion" in rows["v0003"]
+    assert "0.830" in rows["v0001"] and "champion" in rows["v0003"]
     warnings = [ln for ln in out.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and "_aliases/cloud/candidate.json" in warnings[0]
 

@@ -79,6 +79,15 @@ def test_figures_write_png_and_svg_with_the_intervals(tmp_path: Path) -> None:
         fig.confusion_figure([[1, 2, 3]], 0.5, tmp_path)
 
 
+def test_calibration_of_a_bin_that_holds_only_failures(tmp_path: Path) -> None:
+    """A confident tree ensemble puts only failures in its top bin (k == n): the Wilson bound
+    equals the rate up to rounding, and drawing must not fail on a negative error bar."""
+    y = np.array([0] * 97 + [1] * 3 + [1] * 7)
+    s = np.concatenate([np.linspace(0.0, 0.2, 100), np.full(7, 0.999)])
+    figure = fig.calibration_figure(y, {"trees": s}, tmp_path)
+    assert figure.png(tmp_path).stat().st_size > 0
+
+
 def _gate(
     name: str, metric: str, value: float, low: float, high: float, limit: float, ok: bool
 ) -> dict[str, Any]:
@@ -175,6 +184,16 @@ def _figure_dir(run: Path, key: str) -> Path:
     out = run_output(run, key)
     fig.write_index(out, [fig.calibration_figure(y, {"keras": s}, out)])
     return out
+
+
+def test_a_step_page_gains_its_figures_before_the_end_of_its_body(tmp_path: Path) -> None:
+    """The validate step's KFP HTML: its own table, then the sensor pictures, one page."""
+    figures = _figure_dir(tmp_path, "validation_figures")
+    page = "<html><body><table><tr><td>expect_column_values_to_be_between</td></tr></table></body></html>"
+    combined = html.with_figures(page, figures)
+    assert combined.index("</table>") < combined.index("<h2>Figures</h2>") < combined.index("</body>")
+    assert combined.count('src="data:image/png;base64,') == 1 and combined.endswith("</body></html>")
+    assert html.with_figures(page, tmp_path / "none") == page  # no figures drawn: the page as it was
 
 
 def test_run_report_is_self_contained_and_escapes_what_it_shows(tmp_path: Path) -> None:

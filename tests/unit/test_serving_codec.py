@@ -223,7 +223,7 @@ def test_cli_and_entry_point_share_every_predictor_option() -> None:
         ("--max-batch", "0", "--max-batch must be at least 1"),
         ("--max-body-bytes", "10", "--max-body-bytes must be at least 1024"),
         ("--read-timeout", "nan", "--read-timeout must be at least 0.1"),
-        ("--format", "onnx", "--format must be one of int8, float32, saved_model"),
+        ("--format", "onnx", "--format must be one of auto, int8, float32, saved_model"),
         ("--http-port", "eighty", "expected int"),
     ],
 )

@@ -279,7 +279,11 @@ def test_evaluate_step_result_matches_its_reports(small_run: dict[str, Any]) -> 
     verdict = json.loads((out / contract.VERDICT).read_text())
     assert result.passed == verdict["passed"]
     assert result.reason == verdict["reason"] or result.verdict is Verdict.INCONCLUSIVE
-    overall = evaluation["models"]["keras"]["overall"]
+    # The result's figures are those of the candidate the verdict is about: the winner.
+    assert evaluation["selected"] in (*contract.MODEL_FAMILIES, None)
+    assert verdict["selected"] == evaluation["selected"] and verdict["focus"] == evaluation["focus"]
+    assert set(verdict["candidates"]) == set(contract.MODEL_FAMILIES)
+    overall = evaluation["models"][contract.FAMILY_KEYS[evaluation["focus"]]]["overall"]
     for metric in contract.GATE_METRICS:
         assert result.metrics[f"{metric}_ci_low"] == pytest.approx(overall[metric]["ci_low"])
     assert result.metrics["threshold"] == pytest.approx(evaluation["threshold"])
@@ -290,8 +294,19 @@ def test_evaluate_step_result_matches_its_reports(small_run: dict[str, Any]) -> 
     impossible = _policy(gates=[{"metric": "pr_auc", "min_ci_low": 1.0}])
     failed = evaluate_step(small_run["data"], contract.run_output(small_run["work"], "model"),
                            small_run["work"] / "strict", data_version=small_run["version"], policy=impossible)
-    assert failed.verdict is Verdict.FAIL and failed.reason.startswith("gates failed: pr_auc")
-    assert failed.metrics["failed_gates"] >= 1
+    assert failed.verdict is Verdict.FAIL and failed.reason.startswith("no candidate passed its gates: ")
+    for family in contract.MODEL_FAMILIES:
+        assert f"{family}: gates failed: pr_auc" in failed.reason
+    assert failed.metrics["failed_gates"] >= 1 and failed.metrics["candidates_passed"] == 0
+    strict_report = small_run["work"] / "strict" / contract.EVALUATION_REPORT
+    assert json.loads(strict_report.read_text())["selected"] is None
+
+    # Per-row scores of every judged model are kept, so figures never score again.
+    from shopfloor.evaluation.evaluate import read_scores
+
+    y, scores, thresholds = read_scores(out)
+    assert len(y) == evaluation["test_rows"] and set(scores) == {"keras", "trees", "baseline"}
+    assert thresholds["keras"] == pytest.approx(evaluation["thresholds"]["keras"])
 
 
 def test_convert_step_writes_the_edge_model_through_the_contract(small_run: dict[str, Any]) -> None:
@@ -302,7 +317,8 @@ def test_convert_step_writes_the_edge_model_through_the_contract(small_run: dict
     loose = {"min_agreement_ci_low": 0.9, "max_abs_probability_diff": 0.5, "max_pr_auc_drop": 0.2}
     # A few hundred test rows cannot bound agreement as tightly as the shipped limits ask.
     lenient = _policy(gates=[{"metric": "roc_auc", "min_ci_low": 0.0}],
-                      equivalence={"float32": loose, "int8": loose})
+                      equivalence={"float32": loose, "int8": loose}, candidates=["keras-mlp"],
+                      non_inferiority={"metric": "pr_auc", "margin": 1.0, "against": ["baseline"]})
     evaluate_step(small_run["data"], contract.run_output(work, "model"),
                   contract.run_output(work, "evaluation"), data_version=small_run["version"], policy=lenient)
     edge, report = contract.run_output(work, "edge_model"), contract.run_output(work, "equivalence")
@@ -310,11 +326,13 @@ def test_convert_step_writes_the_edge_model_through_the_contract(small_run: dict
                           contract.run_output(work, "evaluation"), edge, report,
                           data_version=small_run["version"], policy=lenient)
     assert result.step == "convert" and result.passed, result.reason
-    assert result.outputs == {"equivalence": str(report), "edge_model": str(edge)}
+    assert result.outputs == {"equivalence": str(report), "edge_model": str(edge), "family": "keras-mlp",
+                              "edge_format": "int8"}
     assert 0.9 <= result.metrics["float32_agreement"] <= 1.0 and result.metrics["int8_size_bytes"] > 0
     expected = {contract.litert_file(f) for f in contract.LITERT_FORMATS}
     expected |= {name for f in contract.LITERT_FORMATS for name in contract.golden_files(f)}
-    expected |= {contract.FEATURE_SPEC, contract.DECISION, contract.MANIFEST, contract.REFERENCE_STATS}
+    expected |= {contract.FEATURE_SPEC, contract.DECISION, contract.MANIFEST, contract.REFERENCE_STATS,
+                 contract.SAVED_MODEL_DIR}
     assert {p.name for p in edge.iterdir()} == expected
     decision = contract.load_decision(edge)
     assert decision.threshold == pytest.approx(json.loads(
@@ -334,6 +352,42 @@ def test_convert_step_writes_the_edge_model_through_the_contract(small_run: dict
     assert failed.verdict is Verdict.FAIL and "int8: max_abs_probability_diff" in failed.reason
     assert "edge_model" not in failed.outputs and not failed_edge.exists()
     assert json.loads((work / "failed-equivalence").read_text())["passed"] is False
+
+
+def test_convert_step_ships_the_tree_ensemble_as_float32_only(small_run: dict[str, Any]) -> None:
+    """When the trees win, the edge model is their compiled float32 file and SavedModel, judged
+    against scikit-learn, and the equivalence figure is drawn against scikit-learn."""
+    from shopfloor.conversion.step import convert_step
+    from shopfloor.evaluation.evaluate import evaluate_step
+    from shopfloor.report.figures import read_index
+
+    work = small_run["work"] / "trees"
+    model = contract.run_output(small_run["work"], "model")
+    lenient = _policy(gates=[{"metric": "roc_auc", "min_ci_low": 0.0}], candidates=["hist-gbt"],
+                      non_inferiority={"metric": "pr_auc", "margin": 1.0, "against": ["baseline"]},
+                      equivalence={f: {"min_agreement_ci_low": 0.9, "max_abs_probability_diff": 0.5,
+                                       "max_pr_auc_drop": 0.2} for f in ("float32", "int8")})
+    evaluation = contract.run_output(work, "evaluation")
+    judged = evaluate_step(small_run["data"], model, evaluation, data_version=small_run["version"],
+                           policy=lenient)
+    assert judged.passed and judged.outputs["selected"] == "hist-gbt", judged.reason
+    edge, report = contract.run_output(work, "edge_model"), contract.run_output(work, "equivalence")
+    figures = contract.run_output(work, "conversion_figures")
+    result = convert_step(small_run["data"], model, evaluation, edge, report,
+                          data_version=small_run["version"], policy=lenient, figures_dir=figures)
+    assert result.passed and result.outputs["family"] == "hist-gbt"
+    assert result.outputs["edge_format"] == "float32"
+    assert not (edge / contract.litert_file("int8")).exists()
+    assert (edge / contract.litert_file("float32")).is_file() and (edge / contract.SAVED_MODEL_PB).is_file()
+    written = json.loads(report.read_text())
+    assert written["family"] == "hist-gbt" and set(written["equivalence"]) == {"float32"}
+    assert written["equivalence"]["float32"]["max_abs_probability_diff"] < 1e-5
+    assert written["equivalence"]["float32"]["agreement"]["value"] == 1.0
+    assert json.loads((edge / contract.MANIFEST).read_text())["model_family"] == "hist-gbt"
+    [figure] = read_index(figures)
+    assert figure.name == "equivalence" and "scikit-learn" in figure.title
+    assert figure.png(figures).stat().st_size > 0
+    assert contract.load_golden(edge, "float32").n == 64
 
 
 # -- the run summary ----------------------------------------------------------------------------
