@@ -6,7 +6,7 @@
 Servers (each its own process, pinned to one core; wrk pinned to another; see harness.py):
   A  edge     ``shopfloor edge serve`` (the console script) on a store holding the version
   B  ceiling  KServe 0.21's no-op model on the cloud predictor's server (as bench_serving.py)
-  C  cloud    ``python -m shopfloor.serving`` serving the same version (int8 LiteRT)
+  C  cloud    ``python -m shopfloor.serving`` serving the same version (its own LiteRT format)
 Per cell (server x batch 1 / 64, 8 connections), interleaved rounds A, B, C, A, B, C, ...;
 medians of the rounds. Then: resident memory after warm-up, cold start to ready (spawn to the
 first ready answer), hot swap on the edge (push of a new signed version through the admin API

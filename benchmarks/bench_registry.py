@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def real_run() -> Path | None:
-    found = sorted(REPO.glob("runs/shopfloor-training-*/convert/edge_model/model_int8.tflite"))
+    found = sorted(REPO.glob("runs/shopfloor-training-*/convert/edge_model/model_float32.tflite"))
     return found[-1].parents[2] if found else None
 
 
