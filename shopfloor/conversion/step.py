@@ -31,7 +31,7 @@ from shopfloor.errors import excerpt
 from shopfloor.evaluation.evaluate import metric_table
 from shopfloor.evaluation.policy import load_policy
 from shopfloor.inference.features import Featurizer
-from shopfloor.inference.predictor import TREE_CHUNK_ROWS, in_chunks
+from shopfloor.inference.predictor import litert_scorer
 from shopfloor.inference.runtime import LiteRTModel
 from shopfloor.steps import StepResult, Verdict
 from shopfloor.training.train import TREES, load_trees, score_saved_model
@@ -103,13 +103,9 @@ def convert_step(
         assert edge_format is not None  # both converters write at least float32
         reports: dict[str, Any] = {}
         probabilities = {}
-        def scorer(runtime: LiteRTModel) -> Any:  # a tree file's memory grows with the batch
-            return in_chunks(runtime.predict_proba, TREE_CHUNK_ROWS) if family == contract.HIST_GBT \
-                else runtime.predict_proba
-
         for fmt, path in files.items():
             runtime = LiteRTModel(path)
-            probabilities[fmt] = scorer(runtime)(x_test)
+            probabilities[fmt] = litert_scorer(runtime, family)(x_test)
             report = check_equivalence(
                 reference, probabilities[fmt], y_test, threshold, policy.equivalence[fmt].to_dict(), fmt
             )
@@ -152,7 +148,8 @@ def convert_step(
             for fmt in files:
                 write_golden(staging, x_test[:GOLDEN_ROWS], probabilities[fmt][:GOLDEN_ROWS], fmt=fmt)
             _write_edge_documents(staging, contract.load_feature_spec(Path(model_dir)), threshold)
-            train_probabilities = {f: scorer(LiteRTModel(p))(x_train) for f, p in files.items()}
+            train_probabilities = {f: litert_scorer(LiteRTModel(p), family)(x_train)
+                                   for f, p in files.items()}
             write_reference_stats(staging, compute_reference_stats(
                 x_train, spec.names, train_probabilities, data_version=data_version))
             lineage.write_manifest(

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -49,6 +49,15 @@ def in_chunks(probability: ProbabilityFn, rows: int) -> ProbabilityFn:
         return np.concatenate([probability(features[i : i + rows]) for i in range(0, len(features), rows)])
 
     return chunked
+
+
+def litert_scorer(model: Any, family: str) -> ProbabilityFn:
+    """A LiteRT file's probabilities as its family must be called: a tree ensemble's file
+    ``TREE_CHUNK_ROWS`` rows at a time, everything else whole. The one place that knows it,
+    for the serving core and the convert step alike."""
+    if family == contract.HIST_GBT:
+        return in_chunks(model.predict_proba, TREE_CHUNK_ROWS)
+    return cast(ProbabilityFn, model.predict_proba)
 
 
 @dataclass(frozen=True)
@@ -133,9 +142,7 @@ class Predictor:
                 raise IntegrityError(
                     f"{artifact.name} takes {lite.n_features} features, the feature spec makes "
                     f"{len(featurizer.names)}", artifact.name)
-            probability = lite.predict_proba
-            if manifest.model_family == contract.HIST_GBT:
-                probability = in_chunks(probability, TREE_CHUNK_ROWS)
+            probability = litert_scorer(lite, manifest.model_family)
         elif model_loader is not None:
             probability = model_loader(artifact)
         else:
