@@ -59,7 +59,7 @@ from shopfloor.errors import (
 )
 from shopfloor.inference import codec
 from shopfloor.inference.predictor import Predictor
-from shopfloor.serving.http import BodyLimit, Limits, guarded_server
+from shopfloor.serving.http import BodyLimit, Limits, guarded_server, listen
 from shopfloor.serving.metrics import ModelMetrics, serving_metrics
 
 if TYPE_CHECKING:
@@ -663,17 +663,6 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 # -- serving -------------------------------------------------------------------------------------
-def listen(host: str, port: int) -> socket.socket:
-    """A bound socket: a taken port is one line naming it (ConflictError), not a traceback."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConflictError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 class EdgeServer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -27,6 +28,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shopfloor import settings
+from shopfloor.errors import ConflictError
 
 #: Request line plus headers of one request (uvicorn's h11 default is 16 KiB; httptools has none).
 MAX_HEADER_BYTES = 64 * 1024
@@ -222,6 +224,29 @@ def guarded_protocol(limits: Limits, on_refused: OnRefused | None = None) -> typ
                 self._read_timer = None
 
     return GuardedHttpToolsProtocol
+
+
+def address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def listen(host: str, port: int, what: str = "") -> socket.socket:
+    """A socket bound to ``host:port`` for a server to take over: a taken port is one line
+    naming it (and ``what`` listens there), not a traceback."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: a response's head and body go out without waiting
+    # for the client's delayed ACK (Nagle), as on the sockets uvicorn makes itself.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        purpose = f" for {what}" if what else ""
+        raise ConflictError(f"cannot listen on {address(host, port)}{purpose}: "
+                            f"{exc.strerror or exc}") from None
+    return sock
 
 
 def guarded_server(app: Any, host: str, port: int, limits: Limits, on_refused: OnRefused, *,

@@ -31,7 +31,6 @@ import asyncio
 import gc
 import logging
 import signal
-import socket
 import warnings
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -61,7 +60,7 @@ from shopfloor.errors import ConflictError, NotFoundError, ShopfloorError, bound
 from shopfloor.inference.codec import HEADER_LENGTH, parse_request
 from shopfloor.inference.refusals import RefusalLog
 from shopfloor.serving import codec
-from shopfloor.serving.http import BodyLimit, Limits, guarded_server
+from shopfloor.serving.http import BodyLimit, Limits, address, guarded_server, listen
 from shopfloor.serving.metrics import serving_metrics
 
 __all__ = ["DEFAULT_HOST", "Limits", "PredictorServer", "create_app"]
@@ -311,26 +310,6 @@ class _ErrorsToStatus(AsyncExceptionToStatusInterceptor):
         raise ex  # not reached: abort raises
 
 
-def _grpc_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _listen(host: str, port: int, what: str) -> socket.socket:
-    """A socket bound to ``host:port``: a taken port is one line naming it, not a traceback."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this: a response's head and body go out without waiting
-    # for the client's delayed ACK (Nagle), as on the sockets uvicorn makes itself.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConflictError(f"cannot listen on {_grpc_address(host, port)} for {what}: "
-                            f"{exc.strerror or exc}") from None
-    return sock
-
-
 class PredictorServer:
     """Serve loaded kserve models over REST and (optionally) gRPC on ``host``."""
 
@@ -384,21 +363,22 @@ class PredictorServer:
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
             _Servicer(self.data_plane, self.extension), server
         )
-        address = _grpc_address(self.host, self.grpc_port)
-        _listen(self.host, self.grpc_port, "gRPC").close()  # refuse a taken port in our words
+        grpc_address = address(self.host, self.grpc_port)
+        listen(self.host, self.grpc_port, "gRPC").close()  # refuse a taken port in our words
         try:
-            bound = server.add_insecure_port(address)
+            bound = server.add_insecure_port(grpc_address)
         except RuntimeError:  # grpcio raises where older versions returned 0
             bound = 0
         if bound == 0:
-            raise ConflictError(f"cannot listen on {address} for gRPC: the port is in use or not allowed")
+            raise ConflictError(f"cannot listen on {grpc_address} for gRPC: the port is in use or "
+                                "not allowed")
         await server.start()
         self._grpc = server
-        log.info("gRPC listening on %s", address)
+        log.info("gRPC listening on %s", grpc_address)
 
     async def serve(self) -> None:
         """Run until SIGINT/SIGTERM (uvicorn's handlers) or :meth:`request_stop`."""
-        http_socket = _listen(self.host, self.http_port, "REST")
+        http_socket = listen(self.host, self.http_port, "REST")
         try:
             await self._start_grpc()
         except BaseException:

@@ -355,9 +355,9 @@ def test_a_taken_rest_port_is_one_line(version_dir: Path, tmp_path: Path) -> Non
 def test_answers_are_not_held_back_by_nagle() -> None:
     """The REST socket is made here (to refuse a taken port in one line): its connections must
     send a response's head and body at once, or every answer waits for a delayed ACK (~40 ms)."""
-    from shopfloor.serving.server import _listen
+    from shopfloor.serving.http import listen
 
-    listener = _listen("127.0.0.1", 0, "REST")
+    listener = listen("127.0.0.1", 0, "REST")
     try:
         listener.listen()
         with socket.create_connection(listener.getsockname(), timeout=5):
