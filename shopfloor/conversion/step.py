@@ -103,8 +103,9 @@ def convert_step(
         assert edge_format is not None  # both converters write at least float32
         reports: dict[str, Any] = {}
         probabilities = {}
+        runtimes = {fmt: LiteRTModel(path) for fmt, path in files.items()}
         for fmt, path in files.items():
-            runtime = LiteRTModel(path)
+            runtime = runtimes[fmt]
             probabilities[fmt] = litert_scorer(runtime, family)(x_test)
             report = check_equivalence(
                 reference, probabilities[fmt], y_test, threshold, policy.equivalence[fmt].to_dict(), fmt
@@ -148,8 +149,8 @@ def convert_step(
             for fmt in files:
                 write_golden(staging, x_test[:GOLDEN_ROWS], probabilities[fmt][:GOLDEN_ROWS], fmt=fmt)
             _write_edge_documents(staging, contract.load_feature_spec(Path(model_dir)), threshold)
-            train_probabilities = {f: litert_scorer(LiteRTModel(p), family)(x_train)
-                                   for f, p in files.items()}
+            train_probabilities = {f: litert_scorer(runtime, family)(x_train)
+                                   for f, runtime in runtimes.items()}
             write_reference_stats(staging, compute_reference_stats(
                 x_train, spec.names, train_probabilities, data_version=data_version))
             lineage.write_manifest(

@@ -100,8 +100,7 @@ def train_step(
 
 
 def _pickle(obj: Any, path: Path) -> None:
-    with open(path, "wb") as fh:
-        pickle.dump(obj, fh)
+    lineage.write_bytes_atomic(path, pickle.dumps(obj))  # the project's one writer and mode rule
 
 
 def _unpickle(path: Path) -> Any:
